@@ -1,0 +1,218 @@
+"""The pytest plugin the hidden tests run under (trusted side only).
+
+It gives hidden tests one way to reach graded code, the ``student`` fixture:
+
+    EXERCISE = "processes"
+
+    @pytest.mark.task(1)
+    def test_target_runs_in_a_child(student):
+        '''The target runs in a process of its own.'''
+        info = student.call("start_worker_identity")   # a JSON value, or the test fails
+        assert info["child_pid"] != info["caller_pid"], "the target ran in the calling process"
+
+``student.call(name, *args)`` runs ``grader.sandboxed.scenarios.<EXERCISE>.<name>``
+against the graded module in a sandbox (see ``grader.sandbox``) under the start
+method this test is parametrized with, and returns the plain value the
+scenario returned. When the graded code raised, hung or crashed instead, the
+test fails with a message written for the student, and the outcome kind
+(``timeout``, ``error``) is recorded for the scorecard. ``student.run`` returns
+the raw ``CallResult`` for tests that expect an exception.
+
+It also writes what it collected (test, exercise, task, readable name, start
+method) to ``--kata-collected``, so that a test that never reports is still
+known and scored as an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+from grader.manifest import Exercise, load_manifest
+from grader.protocol import CRASHED, INVALID, RAISED, RETURNED, TIMEOUT, CallResult, cut
+from grader.sandbox import Sandbox, stage_harness
+
+START_METHODS = ("fork", "spawn", "forkserver")
+DEFAULT_CALL_TIMEOUT = 10.0
+STATUS_PROPERTY = "kata_status"
+OUTPUT_PROPERTY = "kata_output"
+MAX_SHOWN_OUTPUT = 500
+
+HELP_SUBMISSION = "folder laid out like exercises/ whose code the hidden tests run (staged copy)"
+HELP_START_METHODS = "comma-separated start methods every hidden test runs under"
+HELP_CALL_TIMEOUT = "seconds one sandboxed call may take before it counts as a timeout"
+HELP_COLLECTED = "folder to write the collected hidden tests to, one JSON file per pytest process"
+HELP_WORKDIR = "private folder for the sandbox's harness copy and per-call files"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kata", "multiprocessing kata grading")
+    group.addoption("--kata-submission", help=HELP_SUBMISSION)
+    group.addoption("--kata-start-methods", default="fork", help=HELP_START_METHODS)
+    group.addoption("--kata-call-timeout", type=float, default=DEFAULT_CALL_TIMEOUT, help=HELP_CALL_TIMEOUT)
+    group.addoption("--kata-collected", help=HELP_COLLECTED)
+    group.addoption("--kata-workdir", help=HELP_WORKDIR)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "task(number): the manifest task this hidden test checks")
+    methods = _start_methods(config)
+    unknown = [m for m in methods if m not in START_METHODS]
+    if unknown or not methods:
+        raise pytest.UsageError(f"--kata-start-methods: {unknown or methods} is not a list of {START_METHODS}")
+
+
+def _start_methods(config: pytest.Config) -> list[str]:
+    return [m.strip() for m in config.getoption("kata_start_methods").split(",") if m.strip()]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "start_method" in metafunc.fixturenames:
+        metafunc.parametrize("start_method", _start_methods(metafunc.config))
+
+
+def _exercise_of(item: pytest.Item) -> Exercise:
+    exercise_id = getattr(item.module, "EXERCISE", None)
+    try:
+        return load_manifest().exercise(exercise_id)
+    except KeyError:
+        raise pytest.UsageError(f"{item.nodeid}: EXERCISE = {exercise_id!r} is not in the manifest") from None
+
+
+def _task_of(item: pytest.Item) -> int:
+    marker = item.get_closest_marker("task")
+    if marker is None or not marker.args:
+        raise pytest.UsageError(f"{item.nodeid}: every hidden test needs @pytest.mark.task(N)")
+    return int(marker.args[0])
+
+
+def readable_name(item: pytest.Item) -> str:
+    """The first line of the test's docstring, or its name in words."""
+    doc = getattr(item.obj, "__doc__", None) if hasattr(item, "obj") else None
+    if doc and doc.strip():
+        return doc.strip().splitlines()[0].strip()
+    return item.originalname.removeprefix("test_").replace("_", " ")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    folder = session.config.getoption("kata_collected")
+    if not folder:
+        return
+    entries = []
+    for item in session.items:
+        exercise = _exercise_of(item)
+        task = _task_of(item)
+        if task not in {t.number for t in exercise.tasks}:
+            raise pytest.UsageError(f"{item.nodeid}: exercise {exercise.id} has no task {task}")
+        callspec = getattr(item, "callspec", None)
+        entries.append(
+            {
+                "nodeid": item.nodeid,
+                "exercise": exercise.id,
+                "task": task,
+                "name": readable_name(item),
+                "start_method": callspec.params.get("start_method") if callspec else None,
+            }
+        )
+    worker = getattr(session.config, "workerinput", {}).get("workerid", "main")
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    (Path(folder) / f"collected-{worker}.json").write_text(json.dumps(entries))
+
+
+@pytest.fixture(scope="session")
+def kata_sandbox(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """One sandbox owner per pytest process, with its own harness copy."""
+    base = request.config.getoption("kata_workdir")
+    root = Path(tempfile.mkdtemp(prefix="worker-", dir=base)) if base else tmp_path_factory.mktemp("kata")
+    os.chmod(root, 0o755)
+    harness = stage_harness(root / "harness")
+    yield Sandbox(harness_dir=harness, workdir=root / "calls")
+
+
+class GradedModule:
+    """The graded module of one exercise, reached only through the sandbox."""
+
+    def __init__(self, exercise: Exercise, submission: Path, start_method: str, sandbox: Sandbox, timeout: float, record):
+        self.exercise = exercise
+        self.module_dir = submission / exercise.folder
+        self.start_method = start_method
+        self.sandbox = sandbox
+        self.timeout = timeout
+        self._record = record
+
+    def run(self, scenario: str, *args: Any, timeout: float | None = None) -> CallResult:
+        """Run a scenario and return its raw outcome (for tests that expect an error)."""
+        result = self.sandbox.call(
+            module=self.exercise.module,
+            module_dir=self.module_dir,
+            scenario=f"grader.sandboxed.scenarios.{self.exercise.id}:{scenario}",
+            args=list(args),
+            start_method=self.start_method,
+            timeout=timeout or self.timeout,
+        )
+        shown = (result.stdout + result.stderr).strip()
+        if shown:
+            self._record(OUTPUT_PROPERTY, cut(shown, MAX_SHOWN_OUTPUT))
+        return result
+
+    def call(self, scenario: str, *args: Any, timeout: float | None = None) -> Any:
+        """Run a scenario and return its value; fail the test with a clear message otherwise."""
+        result = self.run(scenario, *args, timeout=timeout)
+        if result.status == RETURNED:
+            return result.value
+        self.reject(result)
+
+    def reject(self, result: CallResult) -> NoReturn:
+        """Fail the test for a call that did not return, saying why in a student's words."""
+        file = f"{self.exercise.module}.py"
+        if result.status == TIMEOUT:
+            self._record(STATUS_PROPERTY, "timeout")
+            pytest.fail(
+                f"timeout: your code {result.detail}. Something waits forever: a join() on a process "
+                "that never ends, a get() or recv() with nothing to receive, or a missing sentinel.",
+                pytrace=False,
+            )
+        if result.status in (CRASHED, INVALID):
+            self._record(STATUS_PROPERTY, "error")
+            hint = " Does your code call os._exit() or sys.exit()?" if result.status == CRASHED else ""
+            pytest.fail(f"{result.detail}.{hint}", pytrace=False)
+        assert result.status == RAISED and result.error is not None
+        error = result.error
+        where = f" ({error.where})" if error.where else ""
+        if error.phase == "import":
+            self._record(STATUS_PROPERTY, "error")
+            pytest.fail(f"{file} could not be imported: {error.type}: {error.message}{where}", pytrace=False)
+        missing = re.fullmatch(r"module '(\w+)' has no attribute '(\w+)'", error.message)
+        if error.type == "AttributeError" and missing and missing.group(1) == self.exercise.module:
+            pytest.fail(f"{file} has no function {missing.group(2)}(): write it, or check its name", pytrace=False)
+        if error.type == "NotImplementedError":
+            function = error.where.rpartition(" in ")[2] if error.where else "a function"
+            pytest.fail(
+                f"{function}() is not written yet: it still raises NotImplementedError{where}. "
+                f"Replace the TODO in {file} with your code.",
+                pytrace=False,
+            )
+        pytest.fail(f"your code raised {error.type}: {error.message}{where}", pytrace=False)
+
+
+@pytest.fixture
+def student(request: pytest.FixtureRequest, start_method: str, kata_sandbox: Sandbox, record_property) -> GradedModule:
+    """The graded module of this test's exercise, under this test's start method."""
+    submission = request.config.getoption("kata_submission")
+    if not submission:
+        raise pytest.UsageError("hidden tests need --kata-submission DIR")
+    return GradedModule(
+        exercise=_exercise_of(request.node),
+        submission=Path(submission).resolve(),
+        start_method=start_method,
+        sandbox=kata_sandbox,
+        timeout=request.config.getoption("kata_call_timeout"),
+        record=record_property,
+    )

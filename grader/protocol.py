@@ -1,0 +1,146 @@
+"""What crosses the sandbox boundary, and nothing else.
+
+A hidden test never imports the graded code. It asks for a *scenario* to be
+run against the graded module; the scenario runs in a throw-away sandbox
+process and sends back one JSON document on a pipe of its own:
+
+    trusted side (pytest worker)             sandbox (throw-away process)
+    ----------------------------             ----------------------------
+    CallRequest  --- argv (JSON) ----------> runner: limits, import, scenario
+    CallResult   <-- result pipe (JSON) ---- Reply: returned value or error
+                 <-- stdout/stderr files --- (logs only, read capped)
+
+Everything here is plain data: JSON in, JSON out, size-capped, tracebacks as
+text. Nothing that comes back is ever unpickled or executed. This module uses
+the standard library only, because the sandbox imports it too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+PROTOCOL_VERSION = 1
+
+# The sandbox may send at most this many bytes of reply; more is an error.
+MAX_REPLY_BYTES = 1 << 20
+# Captured stdout/stderr, tracebacks and messages are cut to these lengths.
+MAX_OUTPUT_CHARS = 2000
+MAX_TRACEBACK_CHARS = 4000
+MAX_MESSAGE_CHARS = 500
+
+# Outcomes of one sandboxed call, as the trusted side sees it.
+RETURNED = "returned"  # the scenario returned a JSON value
+RAISED = "raised"  # the graded code (or its import) raised an exception
+TIMEOUT = "timeout"  # the call did not finish before its deadline
+CRASHED = "crashed"  # the process died without a reply (os._exit, signal, ...)
+INVALID = "invalid"  # a reply came, but it is not a valid reply
+
+
+def cut(text: str, limit: int) -> str:
+    """Shorten text to limit characters, saying visibly that it was cut."""
+    if len(text) <= limit:
+        return text
+    notice = f"\n... [cut: {len(text) - limit} more characters]"
+    return text[:limit] + notice
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits applied to the sandbox before any graded code runs."""
+
+    address_space_mib: int = 1024
+    open_files: int = 256
+    file_size_mib: int = 16
+    cpu_seconds: int = 60
+    processes: int = 0  # 0: the runner picks "what this user has now + a margin"
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    """One scenario to run against one graded module."""
+
+    module: str  # the graded module's name, e.g. "processes"
+    module_dir: str  # the folder that holds it (put first on sys.path)
+    scenario: str  # "kata_scenarios.processes:start_worker_identity"
+    args: list[Any]
+    start_method: str  # fork, spawn or forkserver
+    result_fd: int
+    limits: Limits = field(default_factory=Limits)
+    version: int = PROTOCOL_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> CallRequest:
+        data = json.loads(text)
+        if data.get("version") != PROTOCOL_VERSION:
+            raise ValueError(f"protocol version {data.get('version')!r} is not {PROTOCOL_VERSION}")
+        data["limits"] = Limits(**data["limits"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """An exception raised on the sandbox side, as text."""
+
+    type: str  # qualified name, e.g. "NotImplementedError", "pickle.PicklingError"
+    message: str
+    traceback: str
+    phase: str  # "import" (importing the graded module) or "scenario"
+    # The innermost frame in the graded file, "processes.py:23 in start_worker".
+    where: str | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the sandbox runner writes on the result pipe."""
+
+    status: str  # RETURNED or RAISED
+    value: Any = None
+    error: ErrorInfo | None = None
+    version: int = PROTOCOL_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), allow_nan=False)
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Reply:
+        """Parse a reply; raise ValueError for anything that is not one."""
+        if len(raw) > MAX_REPLY_BYTES:
+            raise ValueError(f"reply of {len(raw)} bytes is over the {MAX_REPLY_BYTES}-byte cap")
+        data = json.loads(raw.decode("utf-8"))
+        if not isinstance(data, dict) or data.get("version") != PROTOCOL_VERSION:
+            raise ValueError("reply is not a protocol document")
+        status = data.get("status")
+        if status == RETURNED:
+            return cls(status=RETURNED, value=data.get("value"))
+        if status == RAISED and isinstance(data.get("error"), dict):
+            err = data["error"]
+            return cls(
+                status=RAISED,
+                error=ErrorInfo(
+                    type=cut(str(err.get("type", "?")), 200),
+                    message=cut(str(err.get("message", "")), MAX_MESSAGE_CHARS),
+                    traceback=cut(str(err.get("traceback", "")), MAX_TRACEBACK_CHARS),
+                    phase="import" if err.get("phase") == "import" else "scenario",
+                    where=None if err.get("where") is None else cut(str(err["where"]), 200),
+                ),
+            )
+        raise ValueError(f"reply has an unknown status {status!r}")
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """The outcome of one sandboxed call, built by the trusted side only."""
+
+    status: str  # RETURNED, RAISED, TIMEOUT, CRASHED or INVALID
+    value: Any = None
+    error: ErrorInfo | None = None
+    stdout: str = ""
+    stderr: str = ""
+    exit_code: int | None = None  # negative: killed by that signal
+    duration: float = 0.0
+    detail: str = ""  # why, for TIMEOUT, CRASHED and INVALID

@@ -1,0 +1,161 @@
+"""The first code that runs inside a sandbox process.
+
+Started by ``grader.sandbox`` as ``python -I -c "...; runner.main()" REQUEST``.
+In order, before any graded code runs: apply the resource limits, choose the
+start method, then import the graded module and call the scenario with it.
+The outcome (a JSON value, or an exception as text) is written once to the
+result pipe, then the process ends with ``os._exit`` so that no atexit handler
+(multiprocessing joins its non-daemon children at exit) can keep it alive.
+The sandbox's owner kills whatever the graded code left behind.
+
+Standard library only: this package is copied next to the graded code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+import resource
+import signal
+import sys
+import traceback
+from typing import Any
+
+from grader.protocol import (
+    MAX_MESSAGE_CHARS,
+    MAX_REPLY_BYTES,
+    MAX_TRACEBACK_CHARS,
+    RAISED,
+    RETURNED,
+    CallRequest,
+    ErrorInfo,
+    Limits,
+    Reply,
+    cut,
+)
+
+MIB = 1 << 20
+
+
+def _user_process_count() -> int:
+    uid = os.getuid()
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    count += 1
+            except OSError:
+                pass
+    return count
+
+
+def apply_limits(limits: Limits) -> None:
+    """Cap memory, files, output, CPU and process count for this process tree."""
+
+    def cap(which: int, value: int) -> None:
+        soft, hard = resource.getrlimit(which)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(which, (value, value))
+
+    cap(resource.RLIMIT_AS, limits.address_space_mib * MIB)
+    cap(resource.RLIMIT_NOFILE, limits.open_files)
+    cap(resource.RLIMIT_FSIZE, limits.file_size_mib * MIB)
+    cap(resource.RLIMIT_CPU, limits.cpu_seconds)
+    cap(resource.RLIMIT_CORE, 0)
+    # RLIMIT_NPROC counts every process of this uid on the machine, so the cap
+    # is relative to what the user runs already (root ignores it altogether).
+    cap(resource.RLIMIT_NPROC, limits.processes or _user_process_count() + 256)
+    # Over RLIMIT_FSIZE a write fails with EFBIG instead of killing the writer,
+    # so a stdout flood is cut instead of crashing the call.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def _graded_frame(tb: Any, module_file: str | None) -> str | None:
+    """The innermost traceback frame in the graded file, as "file.py:line in func"."""
+    where = None
+    target = os.path.realpath(module_file) if module_file else None
+    for frame in traceback.extract_tb(tb):
+        if target and os.path.realpath(frame.filename) == target:
+            where = f"{os.path.basename(frame.filename)}:{frame.lineno} in {frame.name}"
+    return where
+
+
+def _describe(exc: BaseException, phase: str, module_file: str | None) -> ErrorInfo:
+    kind = type(exc)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    where = _graded_frame(exc.__traceback__, module_file)
+    if where is None and isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
+        where = f"{os.path.basename(exc.filename)}:{exc.lineno}"
+    try:
+        message = str(exc)
+    except Exception:  # a hostile __str__ must not hide the error itself
+        message = "(the exception's message could not be read)"
+    text = "".join(traceback.format_exception(kind, exc, exc.__traceback__))
+    return ErrorInfo(
+        type=name,
+        message=cut(message, MAX_MESSAGE_CHARS),
+        traceback=cut(text, MAX_TRACEBACK_CHARS),
+        phase=phase,
+        where=where,
+    )
+
+
+def _write_reply(fd: int, reply: Reply) -> None:
+    try:
+        data = reply.to_json().encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        error = ErrorInfo(
+            type="ReplyError",
+            message=f"the scenario's result is not plain JSON data: {exc}",
+            traceback="",
+            phase="scenario",
+        )
+        data = Reply(status=RAISED, error=error).to_json().encode("utf-8")
+    if len(data) > MAX_REPLY_BYTES:
+        error = ErrorInfo(
+            type="ReplyError",
+            message=f"the result is too large ({len(data)} bytes; at most {MAX_REPLY_BYTES})",
+            traceback="",
+            phase="scenario",
+        )
+        data = Reply(status=RAISED, error=error).to_json().encode("utf-8")
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def main() -> None:
+    request = CallRequest.from_json(sys.argv[1])
+    fd = request.result_fd
+    # The graded code's own spawned children must not inherit the result pipe.
+    os.set_inheritable(fd, False)
+    apply_limits(request.limits)
+    multiprocessing.set_start_method(request.start_method, force=True)
+    sys.path.insert(0, request.module_dir)
+    module_file = os.path.join(request.module_dir, request.module + ".py")
+
+    scenario_module, _, scenario_name = request.scenario.partition(":")
+    scenario = getattr(importlib.import_module(scenario_module), scenario_name)
+
+    try:
+        module = importlib.import_module(request.module)
+    except BaseException as exc:  # noqa: BLE001 - everything the graded code raises is a result
+        reply = Reply(status=RAISED, error=_describe(exc, "import", module_file))
+    else:
+        try:
+            value = scenario(module, *request.args)
+        except BaseException as exc:  # noqa: BLE001
+            reply = Reply(status=RAISED, error=_describe(exc, "scenario", module_file))
+        else:
+            reply = Reply(status=RETURNED, value=value)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed or replaced stream is the graded code's doing
+            pass
+    _write_reply(fd, reply)
+    os._exit(0)

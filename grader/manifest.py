@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
@@ -148,7 +148,7 @@ def parse_manifest(data: dict, source: str = "manifest") -> Manifest:
     return Manifest(format=MANIFEST_FORMAT, exercises=tuple(exercises))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_manifest(path: Path = MANIFEST_PATH) -> Manifest:
     with open(path, "rb") as stream:
         return parse_manifest(tomllib.load(stream), source=str(path.name))

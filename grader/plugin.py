@@ -139,7 +139,9 @@ def kata_sandbox(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 class GradedModule:
     """The graded module of one exercise, reached only through the sandbox."""
 
-    def __init__(self, exercise: Exercise, submission: Path, start_method: str, sandbox: Sandbox, timeout: float, record):
+    def __init__(
+        self, exercise: Exercise, submission: Path, start_method: str, sandbox: Sandbox, timeout: float, record
+    ) -> None:
         self.exercise = exercise
         self.module_dir = submission / exercise.folder
         self.start_method = start_method

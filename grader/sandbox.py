@@ -77,7 +77,7 @@ def stage_harness(destination: Path) -> Path:
     return destination
 
 
-def _become_subreaper() -> bool:
+def become_subreaper() -> bool:
     """Make orphans of our descendants (setsid, double fork) come back to us."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -127,7 +127,7 @@ class Sandbox:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.python = python
         self.limits = limits or Limits()
-        self.is_subreaper = _become_subreaper()
+        self.is_subreaper = become_subreaper()
 
     def call(
         self,
@@ -141,7 +141,7 @@ class Sandbox:
         """Run scenario(module, *args) in a sandbox; always return, never leave a process."""
         home = Path(tempfile.mkdtemp(prefix="call-", dir=self.workdir))
         os.chmod(home, 0o755)
-        before = self._descendants()
+        before = descendants()
         read_end, write_end = os.pipe()
         request = CallRequest(
             module=module,
@@ -187,13 +187,12 @@ class Sandbox:
         if not finished:
             return CallResult(status=TIMEOUT, detail=f"did not finish within {timeout:g} s", **common)
         if overflow:
-            return CallResult(
-                status=INVALID, detail=f"the result is larger than {MAX_REPLY_BYTES} bytes", **common
-            )
+            return CallResult(status=INVALID, detail=f"the result is larger than {MAX_REPLY_BYTES} bytes", **common)
         if not raw:
             code = proc.returncode
             how = f"was killed by {_signal_name(-code)}" if code and code < 0 else f"exited with code {code}"
-            return CallResult(status=CRASHED, detail=f"the process running the code {how} before returning a result", **common)
+            detail = f"the process running the code {how} before returning a result"
+            return CallResult(status=CRASHED, detail=detail, **common)
         try:
             reply = Reply.from_json(raw)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -241,15 +240,6 @@ class Sandbox:
             if exit_fd is not None:
                 os.close(exit_fd)
 
-    def _descendants(self) -> set[tuple[int, float]]:
-        found = set()
-        for child in psutil.Process().children(recursive=True):
-            try:
-                found.add((child.pid, child.create_time()))
-            except psutil.Error:
-                pass
-        return found
-
     def _stop(self, proc: subprocess.Popen, before: set[tuple[int, float]]) -> None:
         """Kill the sandbox's group, then every new descendant, until none is left."""
         try:
@@ -257,26 +247,49 @@ class Sandbox:
         except (ProcessLookupError, PermissionError):
             pass
         proc.wait()
-        me = os.getpid()
-        for _ in range(SWEEP_ROUNDS):
-            alive = []
-            for child in psutil.Process(me).children(recursive=True):
-                try:
-                    if (child.pid, child.create_time()) in before:
-                        continue
-                    if child.status() == psutil.STATUS_ZOMBIE:
-                        if child.ppid() == me:
-                            os.waitpid(child.pid, os.WNOHANG)
-                        continue
-                    child.kill()
-                    alive.append(child)
-                except (psutil.Error, ChildProcessError):
-                    pass
-            if not alive:
-                return
-            psutil.wait_procs(alive, timeout=0.5)
-            for child in alive:
-                try:
-                    os.waitpid(child.pid, os.WNOHANG)
-                except (ChildProcessError, OSError):
-                    pass
+        sweep_descendants(keep=before)
+
+
+def descendants() -> set[tuple[int, float]]:
+    """(pid, start time) of every living descendant of this process."""
+    found = set()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            found.add((child.pid, child.create_time()))
+        except psutil.Error:
+            pass
+    return found
+
+
+def sweep_descendants(keep: set[tuple[int, float]] = frozenset()) -> int:
+    """SIGKILL every descendant not in keep, round after round, and reap them.
+
+    Returns how many processes were killed. Zombies are reaped, not counted:
+    a process in state Z is already gone.
+    """
+    me = os.getpid()
+    killed = 0
+    for _ in range(SWEEP_ROUNDS):
+        alive = []
+        for child in psutil.Process(me).children(recursive=True):
+            try:
+                if (child.pid, child.create_time()) in keep:
+                    continue
+                if child.status() == psutil.STATUS_ZOMBIE:
+                    if child.ppid() == me:
+                        os.waitpid(child.pid, os.WNOHANG)
+                    continue
+                child.kill()
+                alive.append(child)
+            except (psutil.Error, ChildProcessError):
+                pass
+        if not alive:
+            return killed
+        killed += len(alive)
+        psutil.wait_procs(alive, timeout=0.5)
+        for child in alive:
+            try:
+                os.waitpid(child.pid, os.WNOHANG)
+            except (ChildProcessError, OSError):
+                pass
+    return killed

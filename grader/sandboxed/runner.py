@@ -55,7 +55,7 @@ def apply_limits(limits: Limits) -> None:
     """Cap memory, files, output, CPU and process count for this process tree."""
 
     def cap(which: int, value: int) -> None:
-        soft, hard = resource.getrlimit(which)
+        _, hard = resource.getrlimit(which)
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)
         resource.setrlimit(which, (value, value))
@@ -143,19 +143,19 @@ def main() -> None:
 
     try:
         module = importlib.import_module(request.module)
-    except BaseException as exc:  # noqa: BLE001 - everything the graded code raises is a result
+    except BaseException as exc:
         reply = Reply(status=RAISED, error=_describe(exc, "import", module_file))
     else:
         try:
             value = scenario(module, *request.args)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             reply = Reply(status=RAISED, error=_describe(exc, "scenario", module_file))
         else:
             reply = Reply(status=RETURNED, value=value)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except Exception:  # noqa: BLE001 - a closed or replaced stream is the graded code's doing
+        except Exception:
             pass
     _write_reply(fd, reply)
     os._exit(0)

@@ -1,0 +1,187 @@
+"""Stage 1: the command line. The only module that prints or chooses an exit status.
+
+    python -m grader grade [--solutions | --submission DIR] [--only ID ...]
+                           [--start-method fork|spawn|forkserver|all]
+                           [-n N] [--json FILE] [--fail-under PERCENT]
+
+The pipeline: manifest -> target -> run -> collect -> score -> scorecard -> render.
+Exit status: 0 when grading completed, whatever the score; 1 when the score
+is under --fail-under; 2 when it could not grade (the reason on one line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from grader import __version__
+from grader.collect import collect, read_expected
+from grader.manifest import Exercise, ManifestError, load_manifest
+from grader.plugin import DEFAULT_CALL_TIMEOUT, START_METHODS
+from grader.render import render_text
+from grader.run import RunSettings, run_hidden_tests
+from grader.score import score_exercise, total
+from grader.scorecard import Scorecard, write_scorecard
+from grader.target import StagedTarget, TargetError, choose_target, stage
+
+EXIT_GRADED, EXIT_UNDER, EXIT_CANNOT_GRADE = 0, 1, 2
+DEFAULT_DEADLINE = 1800.0
+
+HELP_SOLUTIONS = "grade the reference solutions in solutions/"
+HELP_SUBMISSION = "grade another folder laid out like exercises/ (a student's submission)"
+HELP_ONLY = "grade only this exercise (id or number; repeat the option for more)"
+HELP_START_METHOD = (
+    "the multiprocessing start method the code runs under; 'all' runs every test under fork, "
+    "spawn and forkserver and a test earns its points only if it passes under all three (default: all)"
+)
+HELP_WORKERS = "parallel test workers (pytest-xdist); 0 runs the tests one by one (default: number of CPUs)"
+HELP_JSON = "also write the scorecard as JSON to this file"
+HELP_FAIL_UNDER = "exit with status 1 when the score is under this percentage"
+HELP_CALL_TIMEOUT = (
+    f"seconds one call into the graded code may take before it counts as a timeout (default: {DEFAULT_CALL_TIMEOUT:g})"
+)
+HELP_DEADLINE = f"seconds the whole run may take (default: {DEFAULT_DEADLINE:g})"
+
+
+class CannotGrade(Exception):
+    """Grading could not start; the message is the one line the user sees."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m grader", description="Grade the multiprocessing kata.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    grade = commands.add_parser("grade", help="run the hidden tests and print a scorecard")
+    which = grade.add_mutually_exclusive_group()
+    which.add_argument("--solutions", action="store_true", help=HELP_SOLUTIONS)
+    which.add_argument("--submission", metavar="DIR", help=HELP_SUBMISSION)
+    grade.add_argument("--only", metavar="ID", action="append", default=[], help=HELP_ONLY)
+    grade.add_argument("--start-method", choices=(*START_METHODS, "all"), default="all", help=HELP_START_METHOD)
+    grade.add_argument("-n", "--workers", type=int, default=None, metavar="N", help=HELP_WORKERS)
+    grade.add_argument("--json", metavar="FILE", help=HELP_JSON)
+    grade.add_argument("--fail-under", type=float, metavar="PERCENT", help=HELP_FAIL_UNDER)
+    grade.add_argument("--call-timeout", type=float, default=DEFAULT_CALL_TIMEOUT, metavar="S", help=HELP_CALL_TIMEOUT)
+    grade.add_argument("--deadline", type=float, default=DEFAULT_DEADLINE, metavar="S", help=HELP_DEADLINE)
+    grade.add_argument("-v", "--verbose", action="store_true", help="also list the checks that passed")
+    grade.add_argument("-q", "--quiet", action="store_true", help="print only the score line")
+    commands.add_parser("list", help="list the exercises and their tasks")
+    return parser
+
+
+def select_exercises(requested: list[str]) -> list[Exercise]:
+    """The manifest's exercises, or those named by id or number, in manifest order."""
+    exercises = list(load_manifest().exercises)
+    if not requested:
+        return exercises
+    chosen = set()
+    for name in requested:
+        match = [e for number, e in enumerate(exercises, 1) if name in (e.id, str(number), f"{number:02d}", e.folder)]
+        if not match:
+            raise CannotGrade(f"--only {name}: no such exercise (known: {', '.join(e.id for e in exercises)})")
+        chosen.add(match[0].id)
+    return [e for e in exercises if e.id in chosen]
+
+
+def grade(args: argparse.Namespace) -> Scorecard:
+    """Run the whole pipeline and return the scorecard; raise CannotGrade before any test ran."""
+    started_at = datetime.now(timezone.utc)
+    clock = time.monotonic()
+    exercises = select_exercises(args.only)
+    if args.solutions:
+        target = choose_target("solutions")
+    elif args.submission:
+        target = choose_target("submission", args.submission)
+    else:
+        target = choose_target("exercises")
+    if args.workers is not None and args.workers < 0:
+        raise CannotGrade(f"--workers {args.workers}: must be 0 or more")
+    for name, value in (("--call-timeout", args.call_timeout), ("--deadline", args.deadline)):
+        if value <= 0:
+            raise CannotGrade(f"{name} {value:g}: must be more than 0")
+    methods = tuple(START_METHODS) if args.start_method == "all" else (args.start_method,)
+    settings = RunSettings(
+        start_methods=methods,
+        workers=(os.cpu_count() or 1) if args.workers is None else args.workers,
+        call_timeout=args.call_timeout,
+        deadline=args.deadline,
+    )
+
+    workdir = Path(tempfile.mkdtemp(prefix="kata-grade-"))
+    try:
+        staged: StagedTarget = stage(target, exercises, workdir / "submission")
+        output = run_hidden_tests(exercises, staged.root, workdir, settings)
+        results, report_problem = collect(read_expected(output.collected), output.report)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    notices = [f"{exercise_id}: {problem}" for exercise_id, problem in staged.problems.items()]
+    complete = report_problem is None and output.exit_code is not None
+    if output.interrupted:
+        notices.append("grading was interrupted: the scorecard is incomplete")
+    elif output.exit_code is None:
+        notices.append(f"grading stopped at its deadline of {settings.deadline:g} s: the scorecard is incomplete")
+    elif report_problem:
+        notices.append(f"{report_problem}: every test without a result scores 0")
+    scored = [
+        score_exercise(e, [r for r in results if r.test.exercise == e.id], staged.problems.get(e.id)) for e in exercises
+    ]
+    score, max_score, percent = total(scored)
+    return Scorecard(
+        grader={"name": "mp-kata grader", "version": __version__},
+        target={"kind": target.kind, "path": str(target.path)},
+        environment={
+            "python": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count() or 1,
+            "default_start_method": multiprocessing.get_start_method(allow_none=False),
+        },
+        start_methods=list(methods),
+        started_at=started_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        duration=round(time.monotonic() - clock, 2),
+        complete=complete,
+        score=score,
+        max_score=max_score,
+        percent=percent,
+        exercises=scored,
+        notices=notices,
+    )
+
+
+def list_exercises() -> str:
+    lines = []
+    for number, exercise in enumerate(load_manifest().exercises, start=1):
+        lines.append(f"{number:>2}. {exercise.id:<14} {exercise.title} ({exercise.max_points} points)")
+        for task in exercise.tasks:
+            lines.append(f"      task {task.number}: {task.title} ({task.points})")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            print(list_exercises())
+            return EXIT_GRADED
+        scorecard = grade(args)
+    except (CannotGrade, TargetError, ManifestError) as problem:
+        print(f"cannot grade: {problem}", file=sys.stderr)
+        return EXIT_CANNOT_GRADE
+    if args.json:
+        write_scorecard(scorecard, Path(args.json))
+    if args.quiet:
+        print(render_text(scorecard).splitlines()[-1])
+    else:
+        print(render_text(scorecard, verbose=args.verbose))
+    if args.fail_under is not None and scorecard.percent < args.fail_under:
+        return EXIT_UNDER
+    return EXIT_GRADED

@@ -1,0 +1,101 @@
+"""Stage 6: the scorecard, a versioned JSON document with a JSON Schema.
+
+The schema is ``grader/schema/scorecard.schema.json`` (draft 2020-12); the
+format is described in README.md. It is written atomically: a temporary file
+in the same folder, then a rename, so a reader never sees half a scorecard.
+
+Designed to convert without loss of meaning to the common autograder formats:
+a test's ``score``/``max_score``/``name``/``outcome``/``message`` map to
+Gradescope's per-test fields (``outcome`` passed -> "passed", anything else
+-> "failed", with the message as output), and to Exercism's v3 results
+(``outcome`` passed/failed -> pass/fail, error and timeout -> error,
+``task`` -> ``task_id``, ``output`` -> ``output``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "scorecard.schema.json"
+
+
+@dataclass(frozen=True)
+class TestScore:
+    id: str  # the hidden test, e.g. "test_01_processes.py::test_whoami_in_the_main_process"
+    task: int
+    name: str  # what the test checks, in a student's words
+    score: float
+    max_score: float
+    outcome: str  # passed, failed, error, timeout, skipped (the worst over the start methods)
+    duration: float  # seconds, summed over the start methods
+    message: str  # why it did not pass; empty when it passed
+    hint: str | None  # the task's hint, when it did not pass
+    output: str  # what the graded code printed, capped
+    start_methods: dict[str, str]  # start method -> outcome under that method
+
+
+@dataclass(frozen=True)
+class TaskScore:
+    number: int
+    title: str
+    score: float
+    max_score: float
+
+
+@dataclass(frozen=True)
+class ExerciseScore:
+    id: str
+    title: str
+    score: float
+    max_score: float
+    status: str  # passed (full marks), failed (some check failed), error (could not be graded)
+    message: str  # why, for error
+    tasks: list[TaskScore]
+    tests: list[TestScore]
+
+
+@dataclass(frozen=True)
+class Scorecard:
+    grader: dict[str, str]  # name, version
+    target: dict[str, str]  # kind (exercises, solutions, submission), path
+    environment: dict[str, Any]  # python, implementation, platform, cpu_count
+    start_methods: list[str]
+    started_at: str  # ISO 8601, UTC
+    duration: float  # seconds
+    complete: bool  # False when the run was interrupted or its report was lost
+    score: float
+    max_score: float
+    percent: float
+    exercises: list[ExerciseScore]
+    notices: list[str] = field(default_factory=list)
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def write_scorecard(scorecard: Scorecard, path: Path) -> None:
+    """Write the scorecard as JSON, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            json.dump(scorecard.to_dict(), stream, indent=2)
+            stream.write("\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def load_schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text())

@@ -49,7 +49,7 @@ HELP_SUBMISSION = "folder laid out like exercises/ whose code the hidden tests r
 HELP_START_METHODS = "comma-separated start methods every hidden test runs under"
 HELP_CALL_TIMEOUT = "seconds one sandboxed call may take before it counts as a timeout"
 HELP_COLLECTED = "folder to write the collected hidden tests to, one JSON file per pytest process"
-HELP_WORKDIR = "private folder for the sandbox's harness copy and per-call files"
+HELP_WORKDIR = "private folder for the sandbox's copy of its harness"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -133,7 +133,7 @@ def kata_sandbox(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     root = Path(tempfile.mkdtemp(prefix="worker-", dir=base)) if base else tmp_path_factory.mktemp("kata")
     os.chmod(root, 0o755)
     harness = stage_harness(root / "harness")
-    yield Sandbox(harness_dir=harness, workdir=root / "calls")
+    yield Sandbox(harness_dir=harness)
 
 
 class GradedModule:

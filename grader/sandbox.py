@@ -61,6 +61,7 @@ BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv[2]); from grader.sandboxed.
 # What the sandbox copies of this package: stdlib-only modules.
 HARNESS_FILES = ("__init__.py", "protocol.py", "sandboxed")
 SWEEP_ROUNDS = 200
+CALL_DIR_PARENT = "/tmp" if os.access("/tmp", os.W_OK) else None
 
 
 def stage_harness(destination: Path) -> Path:
@@ -121,10 +122,8 @@ def _signal_name(number: int) -> str:
 class Sandbox:
     """Runs scenarios against graded modules in throw-away processes."""
 
-    def __init__(self, harness_dir: Path, workdir: Path, python: str = sys.executable, limits: Limits | None = None):
+    def __init__(self, harness_dir: Path, python: str = sys.executable, limits: Limits | None = None):
         self.harness_dir = Path(harness_dir)
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
         self.python = python
         self.limits = limits or Limits()
         self.is_subreaper = become_subreaper()
@@ -139,7 +138,8 @@ class Sandbox:
         timeout: float,
     ) -> CallResult:
         """Run scenario(module, *args) in a sandbox; always return, never leave a process."""
-        home = Path(tempfile.mkdtemp(prefix="call-", dir=self.workdir))
+        # A short path: multiprocessing puts AF_UNIX sockets (at most 107 bytes) in TMPDIR.
+        home = Path(tempfile.mkdtemp(prefix="kata-call-", dir=CALL_DIR_PARENT))
         os.chmod(home, 0o755)
         before = descendants()
         read_end, write_end = os.pipe()

@@ -1,0 +1,60 @@
+"""Sessions for developers and CI: nox -s tests | grade | verify | lint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nox
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+nox.options.sessions = ["lint", "tests", "verify"]
+nox.options.default_venv_backend = "venv"
+# Run the suite on every supported Python that is installed, skip the others.
+nox.options.error_on_missing_interpreters = False
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """The project's own test suite (pytest, in parallel)."""
+    session.install("-e", ".")
+    session.run("python", "-m", "pytest", "-n", "auto", *session.posargs)
+
+
+@nox.session
+def grade(session: nox.Session) -> None:
+    """Grade the student's exercises/ (arguments go to python -m grader grade)."""
+    session.install("-e", ".")
+    session.run("python", "-m", "grader", "grade", *session.posargs)
+
+
+def _grade_to_json(session: nox.Session, name: str, *options: str) -> dict:
+    scorecard = Path(session.create_tmp()) / f"{name}.json"
+    session.run("python", "-m", "grader", "grade", "--start-method", "all", "--json", str(scorecard), "-q", *options)
+    return json.loads(scorecard.read_text())
+
+
+@nox.session
+def verify(session: nox.Session) -> None:
+    """The reference solutions score 100% and the untouched stubs 0%, under every start method."""
+    session.install("-e", ".")
+    solutions = _grade_to_json(session, "solutions", "--solutions", *session.posargs)
+    stubs = _grade_to_json(session, "stubs", *session.posargs)
+    problems = []
+    if solutions["percent"] != 100 or not solutions["complete"]:
+        lost = [t["id"] for e in solutions["exercises"] for t in e["tests"] if t["outcome"] != "passed"]
+        problems.append(f"the solutions scored {solutions['percent']}%, not 100%: {lost}")
+    if stubs["score"] != 0 or not stubs["complete"]:
+        won = [t["id"] for e in stubs["exercises"] for t in e["tests"] if t["outcome"] == "passed"]
+        problems.append(f"the untouched stubs scored {stubs['score']}, not 0: {won}")
+    if problems:
+        session.error("; ".join(problems))
+    session.log(f"solutions {solutions['percent']}%, stubs {stubs['percent']}%, under {solutions['start_methods']}")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")

@@ -1,0 +1,136 @@
+"""Shared helpers: run the grader as a black box and check what it leaves behind."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import psutil
+import pytest
+
+from grader.manifest import load_manifest
+from grader.scorecard import load_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+GRADER_TIMEOUT = 600
+
+
+@dataclass
+class Graded:
+    exit_code: int
+    stdout: str
+    stderr: str
+    scorecard: dict[str, Any] | None
+
+    def exercise(self, exercise_id: str) -> dict[str, Any]:
+        assert self.scorecard is not None, self.stderr
+        return next(e for e in self.scorecard["exercises"] if e["id"] == exercise_id)
+
+    def task_points(self, exercise_id: str) -> dict[str, float]:
+        return {str(t["number"]): t["score"] for t in self.exercise(exercise_id)["tasks"]}
+
+    def tests(self, exercise_id: str) -> dict[str, dict[str, Any]]:
+        return {t["id"].split("::")[-1]: t for t in self.exercise(exercise_id)["tests"]}
+
+
+def validate_scorecard(scorecard: dict[str, Any]) -> None:
+    validator = jsonschema.Draft202012Validator(load_schema(), format_checker=jsonschema.FormatChecker())
+    validator.validate(scorecard)
+
+
+def grader_environment(home: Path) -> dict[str, str]:
+    """What a user's shell would pass on, without anything of this test run."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8"}
+
+
+def run_grader(*args: str, tmp_path: Path, timeout: float = GRADER_TIMEOUT) -> Graded:
+    """python -m grader grade ARGS --json FILE, in a subprocess; the scorecard is schema-checked."""
+    scorecard_path = tmp_path / "scorecard.json"
+    scorecard_path.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "grader", "grade", "--json", str(scorecard_path), *args]
+    completed = subprocess.run(
+        command,
+        cwd=ROOT,
+        env=grader_environment(tmp_path),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    scorecard = json.loads(scorecard_path.read_text()) if scorecard_path.exists() else None
+    if scorecard is not None:
+        validate_scorecard(scorecard)
+    return Graded(completed.returncode, completed.stdout, completed.stderr, scorecard)
+
+
+@pytest.fixture
+def grade(tmp_path: Path) -> Callable[..., Graded]:
+    def grade(*args: str, timeout: float = GRADER_TIMEOUT) -> Graded:
+        return run_grader(*args, tmp_path=tmp_path, timeout=timeout)
+
+    return grade
+
+
+@pytest.fixture
+def make_submission(tmp_path: Path) -> Callable[..., Path]:
+    """Build a submission folder: start from solutions/ or exercises/, then override files."""
+
+    def make(base: str = "solutions", files: dict[str, str] | None = None, only: list[str] | None = None) -> Path:
+        root = tmp_path / "submission"
+        if root.exists():
+            shutil.rmtree(root)
+        root.mkdir()
+        for exercise in load_manifest().exercises:
+            if only is None or exercise.id in only:
+                shutil.copytree(ROOT / base / exercise.folder, root / exercise.folder)
+        for relative, source in (files or {}).items():
+            path = root / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(textwrap.dedent(source))
+        return root
+
+    return make
+
+
+def unsolve(source: str, names: list[str]) -> str:
+    """The source with the bodies of the named functions replaced by raise NotImplementedError."""
+    lines = source.splitlines()
+    for node in sorted(ast.parse(source).body, key=lambda n: n.lineno, reverse=True):
+        if isinstance(node, ast.FunctionDef) and node.name in names:
+            first = node.body[0]
+            keep_doc = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+            start = (node.body[1].lineno if keep_doc and len(node.body) > 1 else first.lineno) - 1
+            if keep_doc and len(node.body) == 1:
+                start = first.end_lineno
+            indent = " " * first.col_offset
+            lines[start : node.end_lineno] = [f"{indent}raise NotImplementedError"]
+    return "\n".join(lines) + "\n"
+
+
+def living(pids: list[int], since: float) -> list[str]:
+    """The processes among pids that still run (zombies are dead; a reused pid started after since)."""
+    alive = []
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            if process.create_time() <= since + 1 and process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(f"{pid} {process.status()} {' '.join(process.cmdline())[:80]}")
+        except psutil.Error:
+            pass
+    return alive
+
+
+def recorded_pids(folder: Path) -> list[int]:
+    """Pids that fixture code wrote into folder, one file per process."""
+    return [int(path.read_text()) for path in folder.glob("pid-*") if path.read_text().strip().isdigit()]

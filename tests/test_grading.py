@@ -1,0 +1,245 @@
+"""The grader as a black box: real submissions in, scorecards out."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from grader.manifest import load_manifest
+
+from .conftest import ROOT, living, recorded_pids, unsolve
+
+MANIFEST = load_manifest()
+FULL = {exercise.id: float(exercise.max_points) for exercise in MANIFEST.exercises}
+
+
+def full_tasks(exercise_id: str) -> dict[str, float]:
+    return {str(task.number): float(task.points) for task in MANIFEST.exercise(exercise_id).tasks}
+
+
+def test_solutions_score_full_marks_under_every_start_method(grade):
+    graded = grade("--solutions", "--start-method", "all")
+    assert graded.exit_code == 0, graded.stderr
+    card = graded.scorecard
+    assert card["percent"] == 100.0, [t["message"] for e in card["exercises"] for t in e["tests"] if t["message"]]
+    assert card["complete"] is True
+    assert card["start_methods"] == ["fork", "spawn", "forkserver"]
+    assert [e["id"] for e in card["exercises"]] == MANIFEST.ids
+    assert all(e["status"] == "passed" for e in card["exercises"])
+    for exercise in card["exercises"]:
+        for test in exercise["tests"]:
+            assert test["start_methods"] == {"fork": "passed", "spawn": "passed", "forkserver": "passed"}
+
+
+def test_untouched_stubs_score_zero_with_a_pointer_to_the_todo(grade):
+    graded = grade("--start-method", "all")
+    assert graded.exit_code == 0, graded.stderr
+    card = graded.scorecard
+    assert card["score"] == 0 and card["percent"] == 0.0 and card["complete"] is True
+    for exercise in card["exercises"]:
+        for test in exercise["tests"]:
+            assert test["outcome"] == "failed", test
+            assert "TODO" in test["message"] or "NotImplementedError" in test["message"], test["message"]
+            assert test["hint"], test
+    assert "Score: 0/" in graded.stdout
+
+
+def test_a_partly_solved_submission_gets_exactly_its_points(grade, make_submission):
+    # Exercise 1 solved, exercise 2 untouched, exercise 3 with only task 1 solved.
+    later_tasks = ["submit", "gather", "lazy_results", "as_finished"]
+    solution = (ROOT / "solutions" / "03_pool_methods" / "pool_methods.py").read_text()
+    submission = make_submission(
+        "solutions",
+        files={
+            "02_pool/pool.py": (ROOT / "exercises" / "02_pool" / "pool.py").read_text(),
+            "03_pool_methods/pool_methods.py": unsolve(solution, later_tasks),
+        },
+    )
+    graded = grade("--submission", str(submission), "--start-method", "fork")
+    assert graded.exit_code == 0, graded.stderr
+    assert graded.exercise("processes")["score"] == FULL["processes"]
+    assert graded.exercise("pool")["score"] == 0
+    expected_tasks = {number: 0.0 for number in full_tasks("pool_methods")}
+    expected_tasks["1"] = full_tasks("pool_methods")["1"]
+    assert graded.task_points("pool_methods") == expected_tasks
+    expected_total = FULL["processes"] + expected_tasks["1"]
+    assert graded.scorecard["score"] == expected_total
+    assert graded.scorecard["percent"] == round(100 * expected_total / sum(FULL.values()), 1)
+
+
+def test_a_syntax_error_is_an_error_for_that_exercise_only(grade, make_submission):
+    submission = make_submission(files={"01_processes/processes.py": "def start_worker(:\n    pass\n"})
+    graded = grade("--submission", str(submission), "--start-method", "fork")
+    assert graded.exit_code == 0, graded.stderr
+    broken = graded.exercise("processes")
+    assert broken["status"] == "error" and broken["score"] == 0
+    assert "SyntaxError" in broken["message"] and "processes.py:1" in broken["message"], broken["message"]
+    assert all(t["outcome"] == "error" for t in broken["tests"])
+    for other in MANIFEST.ids[1:]:
+        assert graded.exercise(other)["score"] == FULL[other]
+
+
+def test_a_missing_file_is_reported_and_the_rest_is_graded(grade, make_submission):
+    submission = make_submission()
+    (submission / "02_pool" / "pool.py").unlink()
+    graded = grade("--submission", str(submission), "--start-method", "fork")
+    assert graded.exit_code == 0, graded.stderr
+    missing = graded.exercise("pool")
+    assert missing["status"] == "error" and missing["score"] == 0
+    assert "02_pool/pool.py is missing" in missing["message"]
+    assert any("pool.py is missing" in notice for notice in graded.scorecard["notices"])
+    assert graded.exercise("processes")["score"] == FULL["processes"]
+
+
+def test_a_missing_function_fails_its_tests_with_its_name(grade, make_submission):
+    text = (ROOT / "solutions" / "01_processes" / "processes.py").read_text().replace("def whoami(", "def who_am_i(")
+    submission = make_submission(files={"01_processes/processes.py": text}, only=["processes"])
+    graded = grade("--submission", str(submission), "--only", "processes", "--start-method", "fork")
+    tests = graded.tests("processes")
+    assert graded.task_points("processes") == {"1": 2.0, "2": 3.0, "3": 0.0}
+    assert "has no function whoami()" in tests["test_whoami_in_the_main_process"]["message"]
+
+
+HANGING = """
+import os, time
+from pathlib import Path
+
+PIDS = Path({pids!r})
+
+def start_worker(target, args=(), kwargs=None, name=None):
+    import multiprocessing
+    child = multiprocessing.Process(target=time.sleep, args=(600,))
+    child.start()
+    (PIDS / f"pid-{{child.pid}}").write_text(str(child.pid))
+    (PIDS / f"pid-{{os.getpid()}}").write_text(str(os.getpid()))
+    child.join()
+
+def run_all(target, arg_tuples):
+    os._exit(0)
+
+def whoami():
+    raise NotImplementedError
+"""
+
+
+def test_a_hang_is_a_timeout_and_os_exit_is_an_error_and_nothing_is_left(grade, make_submission, tmp_path):
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    submission = make_submission(files={"01_processes/processes.py": HANGING.format(pids=str(pids))})
+    since = time.time()
+    started = time.monotonic()
+    graded = grade(
+        "--submission", str(submission), "--only", "processes", "--start-method", "fork", "--call-timeout", "3"
+    )
+    elapsed = time.monotonic() - started
+    tests = graded.tests("processes")
+    assert tests["test_target_runs_in_another_process"]["outcome"] == "timeout"
+    assert "did not finish within 3 s" in tests["test_target_runs_in_another_process"]["message"]
+    assert tests["test_exit_codes_come_back_in_order"]["outcome"] == "error"
+    assert "exited with code 0" in tests["test_exit_codes_come_back_in_order"]["message"]
+    assert "os._exit()" in tests["test_exit_codes_come_back_in_order"]["message"]
+    assert tests["test_whoami_in_the_main_process"]["outcome"] == "failed"
+    assert graded.exercise("processes")["score"] == 0
+    assert elapsed < 60, f"grading a hanging submission took {elapsed:.0f} s"
+    started_pids = recorded_pids(pids)
+    assert len(started_pids) >= 4, "the hanging code did not run"
+    assert living(started_pids, since) == []
+
+
+CHEATING_CONFTEST = """
+import pytest
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    report.outcome = "passed"
+
+def pytest_json_modifyreport(json_report):
+    for test in json_report.get("tests", []):
+        test["outcome"] = "passed"
+"""
+
+PATCHING_MODULE = '''
+"""Tries to make every failing report a pass, from the graded module's import."""
+import sys
+try:
+    import _pytest.reports as reports
+
+    original = reports.TestReport.from_item_and_call
+
+    def forged(item, call):
+        report = original(item, call)
+        report.outcome = "passed"
+        return report
+
+    reports.TestReport.from_item_and_call = staticmethod(forged)
+except Exception:
+    pass
+for name, module in list(sys.modules.items()):
+    if "json" in name and hasattr(module, "dumps"):
+        module.dumps = lambda *a, **k: '{"status": "returned", "value": null, "version": 1}'
+
+def start_worker(target, args=(), kwargs=None, name=None):
+    raise NotImplementedError
+
+def run_all(target, arg_tuples):
+    raise NotImplementedError
+
+def whoami():
+    raise NotImplementedError
+'''
+
+
+def test_planted_conftest_and_report_patching_change_nothing(grade, make_submission):
+    submission = make_submission(
+        "exercises",
+        files={
+            "01_processes/conftest.py": CHEATING_CONFTEST,
+            "conftest.py": CHEATING_CONFTEST,
+            "pytest.ini": "[pytest]\naddopts = --co\n",
+            "01_processes/sitecustomize.py": "import os\nos._exit(0)\n",
+            "01_processes/processes.py": PATCHING_MODULE,
+        },
+        only=["processes"],
+    )
+    graded = grade("--submission", str(submission), "--only", "processes", "--start-method", "fork")
+    assert graded.exit_code == 0, graded.stderr
+    assert graded.scorecard["score"] == 0
+    assert graded.scorecard["complete"] is True
+    outcomes = {test["outcome"] for test in graded.exercise("processes")["tests"]}
+    assert "passed" not in outcomes, outcomes
+
+
+@pytest.mark.parametrize(
+    ("arguments", "reason"),
+    [
+        (["--submission", "/nonexistent/kata"], "does not exist"),
+        (["--submission", __file__], "is a file, not a folder"),
+        (["--only", "no_such_exercise"], "no such exercise"),
+        (["--call-timeout", "0"], "must be more than 0"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(grade, arguments, reason):
+    graded = grade(*arguments)
+    assert graded.exit_code == 2
+    assert graded.scorecard is None
+    lines = graded.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cannot grade:") and reason in lines[0], graded.stderr
+
+
+def test_fail_under_exits_1_below_the_threshold_and_0_above(grade):
+    below = grade("--only", "processes", "--start-method", "fork", "--fail-under", "50")
+    assert below.exit_code == 1 and below.scorecard["percent"] == 0.0
+    above = grade("--solutions", "--only", "processes", "--start-method", "fork", "--fail-under", "100")
+    assert above.exit_code == 0 and above.scorecard["percent"] == 100.0
+
+
+def test_an_empty_folder_is_graded_as_missing_everything(grade, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    graded = grade("--submission", str(empty), "--start-method", "fork", "--only", "processes")
+    assert graded.exit_code == 0
+    assert graded.exercise("processes")["status"] == "error"
+    assert "01_processes/ is missing" in graded.exercise("processes")["message"]

@@ -1,0 +1,187 @@
+"""The boundary: what comes back from a sandboxed call, and what is left after it."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from grader.protocol import CRASHED, INVALID, MAX_OUTPUT_CHARS, RAISED, RETURNED, TIMEOUT
+from grader.sandbox import Sandbox, descendants, stage_harness
+
+from .conftest import living, recorded_pids
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Sandbox:
+    return Sandbox(harness_dir=stage_harness(tmp_path / "harness"))
+
+
+@pytest.fixture
+def module_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "graded"
+    folder.mkdir()
+    return folder
+
+
+def call(sandbox: Sandbox, folder: Path, source: str, function: str, *args, method: str = "fork", timeout: float = 10):
+    (folder / "graded.py").write_text(textwrap.dedent(source))
+    return sandbox.call("graded", folder, "grader.sandboxed.scenarios.generic:call", [function, *args], method, timeout)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_a_value_comes_back_from_a_pool_under_every_start_method(sandbox, module_dir, method):
+    source = """
+        import multiprocessing, os
+
+        def square(x):
+            return x * x
+
+        def run(n):
+            with multiprocessing.Pool(2) as pool:
+                return {"squares": pool.map(square, range(n)), "pid": os.getpid()}
+    """
+    result = call(sandbox, module_dir, source, "run", 5, method=method)
+    assert result.status == RETURNED, result
+    assert result.value["squares"] == [0, 1, 4, 9, 16]
+    assert result.value["pid"] != os.getpid()
+
+
+def test_an_exception_comes_back_as_text_with_the_graded_line(sandbox, module_dir):
+    result = call(sandbox, module_dir, "def f():\n    raise ValueError('bad value')\n", "f")
+    assert result.status == RAISED
+    assert result.error.type == "ValueError" and result.error.message == "bad value"
+    assert result.error.phase == "scenario" and result.error.where == "graded.py:2 in f"
+    assert "Traceback" in result.error.traceback
+
+
+def test_an_import_error_is_reported_as_the_import_phase(sandbox, module_dir):
+    result = call(sandbox, module_dir, "x = (\n", "f")
+    assert result.status == RAISED and result.error.phase == "import"
+    assert result.error.type == "SyntaxError" and result.error.where.startswith("graded.py:")
+
+
+def test_a_hang_times_out_and_its_processes_are_gone(sandbox, module_dir, tmp_path):
+    source = f"""
+        import multiprocessing, os, time
+        from pathlib import Path
+
+        def nap():
+            Path({str(tmp_path)!r}, f"pid-{{os.getpid()}}").write_text(str(os.getpid()))
+            time.sleep(600)
+
+        def hang():
+            children = [multiprocessing.Process(target=nap) for _ in range(3)]
+            for child in children:
+                child.start()
+            nap()
+    """
+    before, since, started = descendants(), time.time(), time.monotonic()
+    result = call(sandbox, module_dir, source, "hang", timeout=2)
+    assert result.status == TIMEOUT and "2 s" in result.detail
+    assert time.monotonic() - started < 10
+    pids = recorded_pids(tmp_path)
+    assert len(pids) == 4
+    assert living(pids, since) == []
+    assert descendants() <= before
+
+
+def test_setsid_orphans_and_double_forked_daemons_are_swept(sandbox, module_dir, tmp_path):
+    source = f"""
+        import os, time
+        from pathlib import Path
+
+        def escape():
+            for _ in range(2):
+                if os.fork() == 0:
+                    os.setsid()
+                    if os.fork() == 0:
+                        Path({str(tmp_path)!r}, f"pid-{{os.getpid()}}").write_text(str(os.getpid()))
+                        time.sleep(600)
+                    os._exit(0)
+            time.sleep(0.5)
+            return "escaped"
+    """
+    since = time.time()
+    result = call(sandbox, module_dir, source, "escape")
+    assert result.status == RETURNED and result.value == "escaped"
+    pids = recorded_pids(tmp_path)
+    assert len(pids) == 2
+    assert living(pids, since) == []
+
+
+@pytest.mark.parametrize(("code", "detail"), [("import os\nos._exit(0)", "exited with code 0"),
+                                              ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
+                                               "killed by SIGKILL")])
+def test_a_process_that_dies_without_a_reply_crashed(sandbox, module_dir, code, detail):
+    source = "def die():\n" + textwrap.indent(code, "    ") + "\n"
+    result = call(sandbox, module_dir, source, "die")
+    assert result.status == CRASHED and detail in result.detail
+
+
+def test_sys_exit_is_an_exception_not_a_crash(sandbox, module_dir):
+    result = call(sandbox, module_dir, "import sys\ndef f():\n    sys.exit(3)\n", "f")
+    assert result.status == RAISED and result.error.type == "SystemExit"
+
+
+def test_a_stdout_flood_is_cut_and_the_value_still_comes_back(sandbox, module_dir):
+    source = """
+        import sys
+
+        def flood():
+            for _ in range(20_000):
+                sys.stdout.write("x" * 200 + "\\n")
+            return "done"
+    """
+    result = call(sandbox, module_dir, source, "flood", timeout=30)
+    assert result.status == RETURNED and result.value == "done"
+    assert len(result.stdout) <= MAX_OUTPUT_CHARS + 100 and "cut" in result.stdout
+
+
+def test_an_endless_flood_hits_the_file_size_limit_instead_of_the_disk(sandbox, module_dir):
+    source = """
+        import os
+
+        def flood():
+            while True:
+                os.write(1, b"y" * 65536)
+    """
+    result = call(sandbox, module_dir, source, "flood", timeout=30)
+    assert result.status == RAISED and result.error.type == "OSError" and "too large" in result.error.message
+
+
+def test_a_huge_result_or_one_that_is_not_json_is_refused(sandbox, module_dir):
+    huge = call(sandbox, module_dir, "def f():\n    return 'x' * 5_000_000\n", "f")
+    assert huge.status == RAISED and "too large" in huge.error.message
+    odd = call(sandbox, module_dir, "def f():\n    return object()\n", "f")
+    assert odd.status == RAISED and "not plain JSON" in odd.error.message
+
+
+def test_a_forged_reply_on_stdout_is_just_output(sandbox, module_dir):
+    source = "def f():\n    print('{\"status\": \"returned\", \"value\": 42, \"version\": 1}')\n    raise KeyError('k')\n"
+    result = call(sandbox, module_dir, source, "f")
+    assert result.status == RAISED and "42" in result.stdout
+
+
+def test_garbage_on_the_result_pipe_is_invalid(sandbox, module_dir):
+    source = """
+        import os
+
+        def f():
+            for fd in range(3, 64):
+                try:
+                    os.write(fd, b"not json")
+                except OSError:
+                    pass
+            os._exit(0)
+    """
+    result = call(sandbox, module_dir, source, "f")
+    assert result.status == INVALID
+
+
+def test_memory_is_limited(sandbox, module_dir):
+    result = call(sandbox, module_dir, "def f():\n    return len(bytearray(4 << 30))\n", "f")
+    assert result.status == RAISED and result.error.type == "MemoryError"

@@ -120,6 +120,7 @@ def grade(args: argparse.Namespace) -> Scorecard:
         staged: StagedTarget = stage(target, exercises, workdir / "submission")
         output = run_hidden_tests(exercises, staged.root, workdir, settings)
         results, report_problem = collect(read_expected(output.collected), output.report)
+        log_tail = output.log.read_text(errors="replace").strip().splitlines()[-3:] if report_problem else []
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -130,7 +131,8 @@ def grade(args: argparse.Namespace) -> Scorecard:
     elif output.exit_code is None:
         notices.append(f"grading stopped at its deadline of {settings.deadline:g} s: the scorecard is incomplete")
     elif report_problem:
-        notices.append(f"{report_problem}: every test without a result scores 0")
+        said = " | ".join(line.strip() for line in log_tail)[:300]
+        notices.append(f"{report_problem}: every test without a result scores 0 (pytest said: {said})")
     scored = [
         score_exercise(e, [r for r in results if r.test.exercise == e.id], staged.problems.get(e.id)) for e in exercises
     ]

@@ -54,7 +54,7 @@ def grader_environment(home: Path) -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8"}
 
 
-def run_grader(*args: str, tmp_path: Path, timeout: float = GRADER_TIMEOUT) -> Graded:
+def run_grader(*args: str, tmp_path: Path, timeout: float = GRADER_TIMEOUT, env: dict[str, str] | None = None) -> Graded:
     """python -m grader grade ARGS --json FILE, in a subprocess; the scorecard is schema-checked."""
     scorecard_path = tmp_path / "scorecard.json"
     scorecard_path.unlink(missing_ok=True)
@@ -62,7 +62,7 @@ def run_grader(*args: str, tmp_path: Path, timeout: float = GRADER_TIMEOUT) -> G
     completed = subprocess.run(
         command,
         cwd=ROOT,
-        env=grader_environment(tmp_path),
+        env={**grader_environment(tmp_path), **(env or {})},
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -76,8 +76,8 @@ def run_grader(*args: str, tmp_path: Path, timeout: float = GRADER_TIMEOUT) -> G
 
 @pytest.fixture
 def grade(tmp_path: Path) -> Callable[..., Graded]:
-    def grade(*args: str, timeout: float = GRADER_TIMEOUT) -> Graded:
-        return run_grader(*args, tmp_path=tmp_path, timeout=timeout)
+    def grade(*args: str, timeout: float = GRADER_TIMEOUT, env: dict[str, str] | None = None) -> Graded:
+        return run_grader(*args, tmp_path=tmp_path, timeout=timeout, env=env)
 
     return grade
 

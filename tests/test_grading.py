@@ -42,6 +42,8 @@ def test_untouched_stubs_score_zero_with_a_pointer_to_the_todo(grade):
             assert test["outcome"] == "failed", test
             assert "TODO" in test["message"] or "NotImplementedError" in test["message"], test["message"]
             assert test["hint"], test
+            for source_marker in ("def test_", "student.call", "assert ", "facts["):
+                assert source_marker not in test["message"], f"hidden test source leaked: {test['message']}"
     assert "Score: 0/" in graded.stdout
 
 
@@ -204,7 +206,12 @@ def test_planted_conftest_and_report_patching_change_nothing(grade, make_submiss
         },
         only=["processes"],
     )
-    graded = grade("--submission", str(submission), "--only", "processes", "--start-method", "fork")
+    # What a naive pytest call would obey. (PYTHONPATH is left alone: it would
+    # change the grader's own interpreter, which is the caller's to set.)
+    hostile_environment = {"PYTEST_ADDOPTS": "--co -p no:grader.plugin", "PYTEST_PLUGINS": "conftest"}
+    graded = grade(
+        "--submission", str(submission), "--only", "processes", "--start-method", "fork", env=hostile_environment
+    )
     assert graded.exit_code == 0, graded.stderr
     assert graded.scorecard["score"] == 0
     assert graded.scorecard["complete"] is True

@@ -4,6 +4,10 @@ Each scenario takes the graded module first, drives it, and returns plain
 facts (JSON data) for the hidden test to judge. Helpers that child processes
 run are module-level functions, so that every start method can find them.
 Every blocking call has a timeout.
+
+The targets that run_all is given record their pid first. Called directly in
+the caller's process (a mistake), they return at once instead of waiting at a
+barrier or ending the process, so the test can say where they ran.
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ BARRIER_WAIT = 8.0
 MISSED_BARRIER_EXIT = 7
 
 
+def _in_caller() -> bool:
+    """Whether this runs in the scenario's own process, where no target belongs."""
+    return multiprocessing.parent_process() is None
+
+
 def _identity() -> dict[str, Any]:
     parent = multiprocessing.parent_process()
     return {"pid": os.getpid(), "parent_pid": parent.pid if parent else None}
@@ -34,9 +43,14 @@ def report_identity(results: Any, first: Any, *, tag: Any = None) -> None:
     results.put(info)
 
 
-def start_worker_identity(module: ModuleType) -> dict[str, Any]:
+def start_worker_identity(module: ModuleType, with_options: bool = True) -> dict[str, Any]:
     results = multiprocessing.Queue()
-    returned = module.start_worker(report_identity, args=(results, "from-args"), kwargs={"tag": "from-kwargs"}, name="kata-worker")
+    if with_options:
+        returned = module.start_worker(
+            report_identity, args=(results, "from-args"), kwargs={"tag": "from-kwargs"}, name="kata-worker"
+        )
+    else:  # kwargs and name left to their defaults
+        returned = module.start_worker(report_identity, (results, "from-args"))
     facts: dict[str, Any] = {
         "caller_pid": os.getpid(),
         "returned_type": type(returned).__name__,
@@ -60,8 +74,11 @@ def start_worker_identity(module: ModuleType) -> dict[str, Any]:
     return facts
 
 
-def meet_at_barrier(barrier: Any, met: Any, index: int) -> None:
+def meet_at_barrier(barrier: Any, met: Any, pids: Any, index: int) -> None:
     """Child target: wait until every sibling is running too."""
+    pids[index] = os.getpid()
+    if _in_caller():
+        return
     try:
         barrier.wait()
     except Exception:  # BrokenBarrierError: the others were not running at the same time
@@ -72,28 +89,42 @@ def meet_at_barrier(barrier: Any, met: Any, index: int) -> None:
 def run_all_together(module: ModuleType, count: int) -> dict[str, Any]:
     barrier = multiprocessing.Barrier(count, timeout=BARRIER_WAIT)
     met = multiprocessing.Array("i", count)
-    codes = module.run_all(meet_at_barrier, [(barrier, met, i) for i in range(count)])
-    return {"exit_codes": _plain_list(codes), "met": list(met)}
+    pids = multiprocessing.Array("i", count)
+    codes = module.run_all(meet_at_barrier, [(barrier, met, pids, i) for i in range(count)])
+    return {"exit_codes": _plain_list(codes), "met": list(met), "pids": list(pids), "caller_pid": os.getpid()}
 
 
-def finish_later(done: Any, index: int, delay: float) -> None:
+def finish_later(done: Any, pids: Any, index: int, delay: float) -> None:
     """Child target: work for a while, then mark itself done."""
+    pids[index] = os.getpid()
+    if _in_caller():
+        return
     time.sleep(delay)
     done[index] = 1
 
 
 def run_all_waits(module: ModuleType, count: int, delay: float) -> dict[str, Any]:
     done = multiprocessing.Array("i", count)
+    pids = multiprocessing.Array("i", count)
     started = time.monotonic()
-    codes = module.run_all(finish_later, [(done, i, delay) for i in range(count)])
+    codes = module.run_all(finish_later, [(done, pids, i, delay) for i in range(count)])
     elapsed = time.monotonic() - started
     # What the caller could see the moment run_all returned:
-    return {"exit_codes": _plain_list(codes), "done": list(done), "elapsed": elapsed, "left_running": len(multiprocessing.active_children())}
+    return {
+        "exit_codes": _plain_list(codes),
+        "done": list(done),
+        "elapsed": elapsed,
+        "left_running": len(multiprocessing.active_children()),
+        "pids": list(pids),
+        "caller_pid": os.getpid(),
+    }
 
 
 def exit_with(code: int, pids: Any, index: int) -> None:
     """Child target: record the pid, then end with the given exit code."""
     pids[index] = os.getpid()
+    if _in_caller():
+        return
     if code == 1:
         raise RuntimeError("this worker fails on purpose")
     if code:

@@ -54,7 +54,9 @@ def grader_environment(home: Path) -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8"}
 
 
-def run_grader(*args: str, tmp_path: Path, timeout: float = GRADER_TIMEOUT, env: dict[str, str] | None = None) -> Graded:
+def run_grader(
+    *args: str, tmp_path: Path, timeout: float = GRADER_TIMEOUT, env: dict[str, str] | None = None
+) -> Graded:
     """python -m grader grade ARGS --json FILE, in a subprocess; the scorecard is schema-checked."""
     scorecard_path = tmp_path / "scorecard.json"
     scorecard_path.unlink(missing_ok=True)

@@ -29,8 +29,14 @@ def entry(test: ExpectedTest, outcome: str, message: str = "", **extra) -> dict:
     call = {"duration": 0.5, "outcome": outcome}
     if message:
         call["crash"] = {"path": "x", "lineno": 1, "message": message}
-    return {"nodeid": test.nodeid, "outcome": outcome, "setup": {"duration": 0.1, "outcome": "passed"}, "call": call,
-            "teardown": {"duration": 0.0, "outcome": "passed"}, **extra}
+    return {
+        "nodeid": test.nodeid,
+        "outcome": outcome,
+        "setup": {"duration": 0.1, "outcome": "passed"},
+        "call": call,
+        "teardown": {"duration": 0.0, "outcome": "passed"},
+        **extra,
+    }
 
 
 def write_report(path: Path, entries: list[dict]) -> Path:
@@ -40,7 +46,9 @@ def write_report(path: Path, entries: list[dict]) -> Path:
 
 def test_every_expected_test_gets_one_result_and_a_missing_one_is_an_error(tmp_path):
     a, b, c = expected("test_a", 1), expected("test_b", 1), expected("test_c", 2)
-    report = write_report(tmp_path / "r.json", [entry(a, "passed"), entry(b, "failed", "AssertionError: lost 3\nassert 1 == 4")])
+    report = write_report(
+        tmp_path / "r.json", [entry(a, "passed"), entry(b, "failed", "AssertionError: lost 3\nassert 1 == 4")]
+    )
     results, problem = collect([a, b, c], report)
     assert problem is None
     assert [(r.test.nodeid, r.outcome) for r in results] == [(a.nodeid, PASSED), (b.nodeid, FAILED), (c.nodeid, ERROR)]
@@ -56,12 +64,17 @@ def test_a_missing_report_makes_every_test_an_error(tmp_path):
 
 def test_timeouts_errors_and_crashed_workers_are_told_apart(tmp_path):
     t, e, w, b = (expected(f"test_{x}", 1) for x in "tewb")
-    report = write_report(tmp_path / "r.json", [
-        entry(t, "failed", "Failed: timeout: your code did not finish", user_properties=[{"kata_status": "timeout"}]),
-        entry(e, "failed", "Failed: could not be imported", user_properties=[{"kata_status": "error"}]),
-        {"nodeid": w.nodeid, "outcome": "failed", "???": {"outcome": "failed", "longrepr": "worker 'gw0' crashed"}},
-        entry(b, "failed", "Failed: Timeout >120.0s"),
-    ])
+    report = write_report(
+        tmp_path / "r.json",
+        [
+            entry(
+                t, "failed", "Failed: timeout: your code did not finish", user_properties=[{"kata_status": "timeout"}]
+            ),
+            entry(e, "failed", "Failed: could not be imported", user_properties=[{"kata_status": "error"}]),
+            {"nodeid": w.nodeid, "outcome": "failed", "???": {"outcome": "failed", "longrepr": "worker 'gw0' crashed"}},
+            entry(b, "failed", "Failed: Timeout >120.0s"),
+        ],
+    )
     outcomes = [r.outcome for r in collect([t, e, w, b], report)[0]]
     assert outcomes == [TIMEOUT, ERROR, ERROR, TIMEOUT]
 
@@ -87,8 +100,12 @@ def result(name: str, task: int, outcome: str, method: str = "fork"):
 
 
 def test_task_points_are_split_evenly_over_its_tests():
-    results = [result("test_a", 1, PASSED), result("test_b", 1, FAILED), result("test_c", 1, PASSED),
-               result("test_d", 2, PASSED)]
+    results = [
+        result("test_a", 1, PASSED),
+        result("test_b", 1, FAILED),
+        result("test_c", 1, PASSED),
+        result("test_d", 2, PASSED),
+    ]
     scored = score_exercise(EXERCISE, results)
     assert [(t.number, t.score, t.max_score) for t in scored.tasks] == [(1, 2.0, 3), (2, 2.0, 2)]
     assert scored.score == 4.0 and scored.max_score == 5 and scored.status == "failed"

@@ -113,9 +113,13 @@ def test_setsid_orphans_and_double_forked_daemons_are_swept(sandbox, module_dir,
     assert living(pids, since) == []
 
 
-@pytest.mark.parametrize(("code", "detail"), [("import os\nos._exit(0)", "exited with code 0"),
-                                              ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
-                                               "killed by SIGKILL")])
+@pytest.mark.parametrize(
+    ("code", "detail"),
+    [
+        ("import os\nos._exit(0)", "exited with code 0"),
+        ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "killed by SIGKILL"),
+    ],
+)
 def test_a_process_that_dies_without_a_reply_crashed(sandbox, module_dir, code, detail):
     source = "def die():\n" + textwrap.indent(code, "    ") + "\n"
     result = call(sandbox, module_dir, source, "die")
@@ -161,7 +165,7 @@ def test_a_huge_result_or_one_that_is_not_json_is_refused(sandbox, module_dir):
 
 
 def test_a_forged_reply_on_stdout_is_just_output(sandbox, module_dir):
-    source = "def f():\n    print('{\"status\": \"returned\", \"value\": 42, \"version\": 1}')\n    raise KeyError('k')\n"
+    source = 'def f():\n    print(\'{"status": "returned", "value": 42, "version": 1}\')\n    raise KeyError(\'k\')\n'
     result = call(sandbox, module_dir, source, "f")
     assert result.status == RAISED and "42" in result.stdout
 

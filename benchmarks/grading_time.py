@@ -1,0 +1,85 @@
+"""How long grading takes, and how much of it is the sandbox's own start-up.
+
+    python benchmarks/grading_time.py [--repeat N]
+
+Measured side by side in one run, on this machine:
+- a trivial sandboxed call (import a module, return 1) under fork: the fixed
+  cost every hidden-test call pays before any graded code runs;
+- the full grade of solutions/ with -n 1 and -n 2, and one exercise alone;
+- the share of each grade spent starting sandboxed calls: calls x fixed cost,
+  divided over the workers, against the wall-clock time.
+Prints a table; asserts nothing (timings are not pass/fail).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from grader.sandbox import Sandbox, stage_harness  # noqa: E402
+
+
+def trivial_call_seconds(samples: int) -> float:
+    with tempfile.TemporaryDirectory() as folder:
+        base = Path(folder)
+        (base / "mod").mkdir()
+        (base / "mod" / "trivial.py").write_text("def one():\n    return 1\n")
+        sandbox = Sandbox(harness_dir=stage_harness(base / "harness"))
+        times = []
+        for _ in range(samples):
+            started = time.perf_counter()
+            result = sandbox.call(
+                "trivial", base / "mod", "grader.sandboxed.scenarios.generic:call", ["one"], "fork", 10
+            )
+            times.append(time.perf_counter() - started)
+            assert result.value == 1, result
+        return statistics.median(times)
+
+
+def grade(*options: str) -> tuple[float, dict]:
+    with tempfile.TemporaryDirectory() as folder:
+        card = Path(folder) / "card.json"
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "grader", "grade", "-q", "--json", str(card), *options],
+            cwd=ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        return time.perf_counter() - started, json.loads(card.read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    fixed = trivial_call_seconds(40)
+    print(f"trivial sandboxed call (median of 40): {fixed * 1000:.1f} ms")
+    cases = [
+        ("solutions, all methods, -n 1", ("--solutions", "-n", "1"), 1),
+        ("solutions, all methods, -n 2", ("--solutions", "-n", "2"), 2),
+        ("solutions, fork only, -n 2", ("--solutions", "--start-method", "fork", "-n", "2"), 2),
+        ("one exercise (processes), all methods, -n 2", ("--solutions", "--only", "processes", "-n", "2"), 2),
+    ]
+    print(f"{'case':<46} {'median s':>9} {'calls':>6} {'start-up share':>15}")
+    for name, options, workers in cases:
+        runs = [grade(*options) for _ in range(args.repeat)]
+        wall = statistics.median(seconds for seconds, _ in runs)
+        card = runs[0][1]
+        calls = sum(len(t["start_methods"]) for e in card["exercises"] for t in e["tests"])
+        share = calls * fixed / workers / wall
+        assert card["percent"] == 100.0
+        print(f"{name:<46} {wall:>9.2f} {calls:>6} {share:>14.0%}")
+
+
+if __name__ == "__main__":
+    main()

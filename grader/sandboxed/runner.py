@@ -134,6 +134,9 @@ def main() -> None:
     # The graded code's own spawned children must not inherit the result pipe.
     os.set_inheritable(fd, False)
     apply_limits(request.limits)
+    # -I ignores PYTHONDONTWRITEBYTECODE; the graded folder gets no __pycache__
+    # (spawned children inherit this as -B).
+    sys.dont_write_bytecode = True
     multiprocessing.set_start_method(request.start_method, force=True)
     sys.path.insert(0, request.module_dir)
     module_file = os.path.join(request.module_dir, request.module + ".py")

@@ -65,7 +65,7 @@ def test_every_task_has_hidden_tests_and_instructions(exercise_id):
     assert hidden_tasks(exercise.hidden_tests) == {task.number for task in exercise.tasks}
     readme = (ROOT / "exercises" / exercise.folder / "README.md").read_text().lower()
     for task in exercise.tasks:
-        assert f"task {task.number}" in readme, f"README.md of {exercise_id} does not describe task {task.number}"
+        assert task.title.lower() in readme, f"README.md of {exercise_id} does not describe task {task.number}"
     assert f"--only {exercise.id}" in readme
 
 

@@ -210,6 +210,14 @@ def map_at_barrier(module: ModuleType, processes: int, count: int, wait: float, 
     return {"caller_pid": os.getpid(), "type": type(results).__name__, "results": _plain(results)}
 
 
+def map_recording_pools(module: ModuleType, processes: int, count: int, pretend_cpus: int) -> dict[str, Any]:
+    """parallel_map on a pretend machine: the pools it made and the workers that did the work."""
+    with _pretend_cpu_count(pretend_cpus, module), _recording_pools() as pools:
+        results = module.parallel_map(square_where, list(range(count)), processes)
+    pids = sorted({r["pid"] for r in results if isinstance(r, dict)}) if isinstance(results, list) else []
+    return {"caller_pid": os.getpid(), "pools": pools, "worker_pids": pids}
+
+
 def finish_after_next(item: tuple[int, list[Any], Any, float]) -> dict[str, Any]:
     """Pool task: finish only after the task of the next item has finished (or at the deadline)."""
     index, finished, finish_order, deadline = item

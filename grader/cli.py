@@ -28,6 +28,7 @@ from grader.manifest import Exercise, ManifestError, load_manifest
 from grader.plugin import DEFAULT_CALL_TIMEOUT, START_METHODS
 from grader.render import render_text
 from grader.run import RunSettings, run_hidden_tests
+from grader.sandbox import PROCESS, TIERS, IsolationUnavailable, detect_isolation
 from grader.score import score_exercise, total
 from grader.scorecard import Scorecard, write_scorecard
 from grader.target import StagedTarget, TargetError, choose_target, stage
@@ -49,6 +50,14 @@ HELP_CALL_TIMEOUT = (
     f"seconds one call into the graded code may take before it counts as a timeout (default: {DEFAULT_CALL_TIMEOUT:g})"
 )
 HELP_DEADLINE = f"seconds the whole run may take (default: {DEFAULT_DEADLINE:g})"
+HELP_ISOLATION = (
+    "how graded code is isolated: namespaces (bubblewrap, a user of its own, no network, no view of the "
+    "grader's files; needs root), process (an ordinary child process) or auto, the strongest that works here"
+)
+PROCESS_WARNING = (
+    "warning: graded code ran as ordinary child processes ({note}). That stops accidents (hangs, floods, "
+    "leftover processes), not a determined cheater."
+)
 
 
 class CannotGrade(Exception):
@@ -71,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--fail-under", type=float, metavar="PERCENT", help=HELP_FAIL_UNDER)
     grade.add_argument("--call-timeout", type=float, default=DEFAULT_CALL_TIMEOUT, metavar="S", help=HELP_CALL_TIMEOUT)
     grade.add_argument("--deadline", type=float, default=DEFAULT_DEADLINE, metavar="S", help=HELP_DEADLINE)
+    grade.add_argument("--isolation", choices=("auto", *TIERS), default="auto", help=HELP_ISOLATION)
     grade.add_argument("-v", "--verbose", action="store_true", help="also list the checks that passed")
     grade.add_argument("-q", "--quiet", action="store_true", help="print only the score line")
     commands.add_parser("list", help="list the exercises and their tasks")
@@ -108,11 +118,16 @@ def grade(args: argparse.Namespace) -> Scorecard:
         if value <= 0:
             raise CannotGrade(f"{name} {value:g}: must be more than 0")
     methods = tuple(START_METHODS) if args.start_method == "all" else (args.start_method,)
+    try:
+        isolation = detect_isolation(args.isolation)
+    except IsolationUnavailable as problem:
+        raise CannotGrade(f"--isolation {args.isolation}: {problem}")
     settings = RunSettings(
         start_methods=methods,
         workers=(os.cpu_count() or 1) if args.workers is None else args.workers,
         call_timeout=args.call_timeout,
         deadline=args.deadline,
+        isolation=isolation.tier,
     )
 
     workdir = Path(tempfile.mkdtemp(prefix="kata-grade-"))
@@ -148,6 +163,7 @@ def grade(args: argparse.Namespace) -> Scorecard:
             "default_start_method": multiprocessing.get_start_method(allow_none=False),
         },
         start_methods=list(methods),
+        isolation={"tier": isolation.tier, "note": isolation.note},
         started_at=started_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
         duration=round(time.monotonic() - clock, 2),
         complete=complete,
@@ -180,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CANNOT_GRADE
     if args.json:
         write_scorecard(scorecard, Path(args.json))
+
+    if scorecard.isolation["tier"] == PROCESS:
+        print(PROCESS_WARNING.format(note=scorecard.isolation["note"]), file=sys.stderr, flush=True)
     if args.quiet:
         print(render_text(scorecard).splitlines()[-1])
     else:

@@ -37,7 +37,7 @@ import pytest
 
 from grader.manifest import Exercise, load_manifest
 from grader.protocol import CRASHED, INVALID, RAISED, RETURNED, TIMEOUT, CallResult, cut
-from grader.sandbox import Sandbox, stage_harness
+from grader.sandbox import NAMESPACES, PROCESS, TIERS, Isolation, Sandbox, detect_isolation, reserve_uid, stage_harness
 
 START_METHODS = ("fork", "spawn", "forkserver")
 DEFAULT_CALL_TIMEOUT = 10.0
@@ -50,6 +50,7 @@ HELP_START_METHODS = "comma-separated start methods every hidden test runs under
 HELP_CALL_TIMEOUT = "seconds one sandboxed call may take before it counts as a timeout"
 HELP_COLLECTED = "folder to write the collected hidden tests to, one JSON file per pytest process"
 HELP_WORKDIR = "private folder for the sandbox's copy of its harness"
+HELP_ISOLATION = "isolation tier of the sandbox: auto (the strongest that works here), namespaces or process"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -59,6 +60,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--kata-call-timeout", type=float, default=DEFAULT_CALL_TIMEOUT, help=HELP_CALL_TIMEOUT)
     group.addoption("--kata-collected", help=HELP_COLLECTED)
     group.addoption("--kata-workdir", help=HELP_WORKDIR)
+    group.addoption("--kata-isolation", default="auto", choices=("auto", *TIERS), help=HELP_ISOLATION)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -133,7 +135,14 @@ def kata_sandbox(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     root = Path(tempfile.mkdtemp(prefix="worker-", dir=base)) if base else tmp_path_factory.mktemp("kata")
     os.chmod(root, 0o755)
     harness = stage_harness(root / "harness")
-    yield Sandbox(harness_dir=harness)
+    tier = request.config.getoption("kata_isolation")
+    if tier == NAMESPACES:  # already probed by the grader: do not pay for it in every worker
+        isolation = Isolation(NAMESPACES, uid=reserve_uid())
+    elif tier == PROCESS:
+        isolation = Isolation(PROCESS)
+    else:
+        isolation = detect_isolation("auto")
+    yield Sandbox(harness_dir=harness, isolation=isolation)
 
 
 class GradedModule:

@@ -59,7 +59,8 @@ def render_text(scorecard: Scorecard, verbose: bool = False) -> str:
     """A readable summary: one line per exercise, then what failed and how to fix it."""
     target = scorecard.target
     lines = [
-        f"Grading {target['kind']} ({target['path']}) under {', '.join(scorecard.start_methods)}",
+        f"Grading {target['kind']} ({target['path']}) under {', '.join(scorecard.start_methods)}"
+        f" (isolation: {scorecard.isolation['tier']})",
         "",
     ]
     for number, exercise in enumerate(scorecard.exercises, start=1):

@@ -38,6 +38,7 @@ class RunSettings:
     workers: int  # pytest-xdist workers; 0 runs in the pytest process itself
     call_timeout: float
     deadline: float  # seconds the whole pytest run may take
+    isolation: str  # the sandbox tier every call uses (grader.sandbox.TIERS)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ def pytest_command(exercises: list[Exercise], submission: Path, workdir: Path, s
         f"--kata-call-timeout={settings.call_timeout:g}",
         f"--kata-collected={workdir / 'collected'}",
         f"--kata-workdir={workdir / 'sandbox'}",
+        f"--kata-isolation={settings.isolation}",
     ]  # fmt: skip
     if settings.workers > 0:
         command += ["-n", str(settings.workers), "--dist", "worksteal"]

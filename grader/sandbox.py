@@ -22,11 +22,24 @@ Ownership and ending, for every call, whatever happens:
 A reply that never came is a TIMEOUT (deadline) or a CRASHED (the process
 ended first); a reply that does not parse is INVALID. The verdict is made by
 the hidden test from this plain data, in the worker, never in the sandbox.
+
+Isolation tiers (``detect_isolation`` picks the strongest this machine allows):
+- ``namespaces``: the sandbox process is ``bwrap`` (bubblewrap), started as
+  root, with new PID, network, IPC, UTS and mount namespaces; it sees only
+  /usr, the interpreter's own prefix, a copy of the graded exercise and the
+  harness (read-only), and a sized /tmp and /dev/shm. Inside, ``setpriv``
+  drops to a non-root uid reserved for this pytest worker, with no
+  capabilities and no new privileges, before Python starts. Killing bwrap
+  tears the whole PID namespace down.
+- ``process``: an ordinary child of the same user in its own session. It
+  stops accidents (hangs, floods, leftovers), not a determined cheater.
 """
 
 from __future__ import annotations
 
 import ctypes
+import dataclasses
+import fcntl
 import os
 import select
 import shutil
@@ -35,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +76,139 @@ BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv[2]); from grader.sandboxed.
 HARNESS_FILES = ("__init__.py", "protocol.py", "sandboxed")
 SWEEP_ROUNDS = 200
 CALL_DIR_PARENT = "/tmp" if os.access("/tmp", os.W_OK) else None
+
+NAMESPACES, PROCESS = "namespaces", "process"
+TIERS = (NAMESPACES, PROCESS)
+# Sandbox uids: one per pytest worker, reserved machine-wide (reserve_uid).
+SANDBOX_UID_BASE = 61000
+SANDBOX_UID_COUNT = 1000
+UID_LOCKS = "/run/kata-grader-uids" if os.access("/run", os.W_OK) else "/tmp/kata-grader-uids"
+INSIDE_CODE, INSIDE_HARNESS = "/kata/code", "/kata/harness"
+TMPFS_BYTES = 256 << 20
+SANDBOX_PROCESSES = 256  # RLIMIT_NPROC for a dedicated uid (enforced: it is not root)
+PROBE_TIMEOUT = 30.0
+
+
+class IsolationUnavailable(RuntimeError):
+    """The isolation tier that was asked for cannot work on this machine."""
+
+
+@dataclass(frozen=True)
+class Isolation:
+    tier: str  # NAMESPACES or PROCESS
+    uid: int | None = None  # the sandbox's own uid (namespaces)
+    note: str = ""  # why a weaker tier was chosen, for the scorecard and the terminal
+
+
+_reserved: dict[int, int] = {}  # uid -> the open lock file that holds it, for this process's lifetime
+
+
+def reserve_uid() -> int:
+    """A sandbox uid that no other process on this machine holds, kept until this process ends.
+
+    Every pytest worker of every concurrent grading run needs its own uid, or
+    one call's sweep of "every process of the uid" would kill another's
+    sandbox. An flock on a root-only file per uid is the reservation; the
+    kernel drops it when the holder dies, however it dies.
+    """
+    if _reserved:
+        return next(iter(_reserved))
+    # One folder for the whole machine: not TMPDIR, which differs between grading runs.
+    locks = Path(UID_LOCKS)
+    locks.mkdir(mode=0o700, exist_ok=True)
+    for uid in range(SANDBOX_UID_BASE, SANDBOX_UID_BASE + SANDBOX_UID_COUNT):
+        fd = os.open(locks / str(uid), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        _reserved[uid] = fd
+        return uid
+    raise IsolationUnavailable(f"all {SANDBOX_UID_COUNT} sandbox uids from {SANDBOX_UID_BASE} are in use")
+
+
+def _interpreter(python: str) -> tuple[str, Path]:
+    """The real interpreter behind python (venvs are symlinks) and the prefix it needs."""
+    real = os.path.realpath(python)
+    if real == os.path.realpath(sys.executable):
+        return real, Path(sys.base_prefix)
+    return real, Path(real).parent.parent
+
+
+def bwrap_command(python: str, harness: Path, code: Path, uid: int, env: dict[str, str]) -> list[str]:
+    """The bwrap + setpriv prefix that runs python as uid in fresh namespaces."""
+    real, prefix = _interpreter(python)
+    command = [
+        "bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+        "--die-with-parent", "--new-session",
+        "--ro-bind", "/usr", "/usr",
+    ]  # fmt: skip
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        top = Path("/", name)
+        if top.is_symlink():
+            command += ["--symlink", os.readlink(top), str(top)]
+        elif top.is_dir():
+            command += ["--ro-bind", str(top), str(top)]
+    command += ["--dev", "/dev", "--proc", "/proc"]
+    for mount in ("/dev/shm", "/tmp"):
+        command += ["--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", mount]
+    if not prefix.is_relative_to("/usr"):
+        # bwrap makes missing parents 0700; the sandbox uid must be able to walk to the prefix.
+        for parent in reversed(prefix.parents[:-1]):
+            command += ["--perms", "0755", "--dir", str(parent)]
+        command += ["--ro-bind", str(prefix), str(prefix)]
+    command += ["--perms", "0755", "--dir", str(Path(INSIDE_CODE).parent)]
+    command += ["--ro-bind", str(harness), INSIDE_HARNESS, "--ro-bind", str(code), INSIDE_CODE]
+    command += ["--chdir", "/tmp", "--clearenv"]
+    for key, value in env.items():
+        command += ["--setenv", key, value]
+    command += [
+        "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs",
+        "--inh-caps=-all", "--bounding-set=-all",
+        real,
+    ]  # fmt: skip
+    return command
+
+
+def _namespaces_problem(uid: int) -> str | None:
+    """Why the namespaces tier cannot run here, or None when a probe sandbox worked."""
+    for tool, package in (("bwrap", "bubblewrap"), ("setpriv", "util-linux")):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (Debian package {package})"
+    with tempfile.TemporaryDirectory(prefix="kata-probe-", dir=CALL_DIR_PARENT) as folder:
+        os.chmod(folder, 0o755)
+        probe = "import multiprocessing, os; os.getuid() != 0 or exit(3)"
+        command = bwrap_command(sys.executable, Path(folder), Path(folder), uid, _clean_env(Path("/tmp")))
+        try:
+            done = subprocess.run(
+                [*command, "-I", "-S", "-c", probe],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=PROBE_TIMEOUT,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"bwrap could not start a sandbox: {exc}"
+    if done.returncode != 0:
+        said = done.stderr.decode(errors="replace").strip().splitlines()
+        return f"bwrap could not start a sandbox ({said[-1] if said else f'exit status {done.returncode}'})"
+    return None
+
+
+def detect_isolation(requested: str = "auto") -> Isolation:
+    """The strongest tier this machine allows (or the one requested); raise if a requested tier cannot run."""
+    if requested == PROCESS:
+        return Isolation(PROCESS, note="process isolation was asked for")
+    if os.geteuid() != 0:
+        problem = "the namespaces tier needs root, to run each call as a user of its own"
+    else:
+        uid = reserve_uid()
+        problem = _namespaces_problem(uid)
+    if problem is None:
+        return Isolation(NAMESPACES, uid=uid)
+    if requested == NAMESPACES:
+        raise IsolationUnavailable(problem)
+    return Isolation(PROCESS, note=problem)
 
 
 def stage_harness(destination: Path) -> Path:
@@ -122,11 +269,32 @@ def _signal_name(number: int) -> str:
 class Sandbox:
     """Runs scenarios against graded modules in throw-away processes."""
 
-    def __init__(self, harness_dir: Path, python: str = sys.executable, limits: Limits | None = None):
+    def __init__(
+        self,
+        harness_dir: Path,
+        python: str = sys.executable,
+        limits: Limits | None = None,
+        isolation: Isolation | None = None,
+    ):
         self.harness_dir = Path(harness_dir)
         self.python = python
-        self.limits = limits or Limits()
+        self.isolation = isolation or Isolation(PROCESS)
+        self.limits = limits or Limits(processes=SANDBOX_PROCESSES if self.isolation.uid is not None else 0)
         self.is_subreaper = become_subreaper()
+        if self.isolation.tier == NAMESPACES:
+            # The sandbox uid reads the harness and the graded code through bind mounts.
+            for path in [self.harness_dir, *self.harness_dir.rglob("*")]:
+                path.chmod(0o755 if path.is_dir() else 0o644)
+
+    def _command(self, request: CallRequest, module_dir: Path, home: Path) -> tuple[list[str], CallRequest]:
+        """The argv that starts the sandbox, and the request as the inside sees it."""
+        python = [self.python, "-I", "-S", "-c", BOOTSTRAP]
+        if self.isolation.tier != NAMESPACES:
+            return [*python, request.to_json(), str(self.harness_dir)], request
+        inside = dataclasses.replace(request, module_dir=INSIDE_CODE)
+        env = _clean_env(Path("/tmp"))
+        prefix = bwrap_command(self.python, self.harness_dir, module_dir, self.isolation.uid, env)
+        return [*prefix, *python[1:], inside.to_json(), INSIDE_HARNESS], inside
 
     def call(
         self,
@@ -162,8 +330,9 @@ class Sandbox:
         started = time.monotonic()
         try:
             with open(home / "stdout", "wb") as out, open(home / "stderr", "wb") as err:
+                argv, request = self._command(request, Path(module_dir), home)
                 proc = subprocess.Popen(
-                    [self.python, "-I", "-S", "-c", BOOTSTRAP, request.to_json(), str(self.harness_dir)],
+                    argv,
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=err,
@@ -190,6 +359,8 @@ class Sandbox:
             return CallResult(status=INVALID, detail=f"the result is larger than {MAX_REPLY_BYTES} bytes", **common)
         if not raw:
             code = proc.returncode
+            if self.isolation.tier == NAMESPACES and code is not None and code > 128:
+                code = -(code - 128)  # bwrap reports a signal death of its child as 128 + signal
             how = f"was killed by {_signal_name(-code)}" if code and code < 0 else f"exited with code {code}"
             detail = f"the process running the code {how} before returning a result"
             return CallResult(status=CRASHED, detail=detail, **common)
@@ -248,6 +419,8 @@ class Sandbox:
             pass
         proc.wait()
         sweep_descendants(keep=before)
+        if self.isolation.uid is not None:
+            sweep_user(self.isolation.uid)
 
 
 def descendants() -> set[tuple[int, float]]:
@@ -292,4 +465,23 @@ def sweep_descendants(keep: set[tuple[int, float]] = frozenset()) -> int:
                 os.waitpid(child.pid, os.WNOHANG)
             except (ChildProcessError, OSError):
                 pass
+    return killed
+
+
+def sweep_user(uid: int) -> int:
+    """SIGKILL every process of a sandbox uid (the uid is reserved: nothing else runs as it)."""
+    killed = 0
+    for _ in range(SWEEP_ROUNDS):
+        alive = []
+        for process in psutil.process_iter(["uids", "status"]):
+            try:
+                if process.info["uids"].real == uid and process.info["status"] != psutil.STATUS_ZOMBIE:
+                    process.kill()
+                    alive.append(process)
+            except psutil.Error:
+                pass
+        if not alive:
+            return killed
+        killed += len(alive)
+        psutil.wait_procs(alive, timeout=0.5)
     return killed

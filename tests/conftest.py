@@ -22,6 +22,7 @@ from grader.manifest import load_manifest
 from grader.scorecard import load_schema
 
 ROOT = Path(__file__).resolve().parent.parent
+TIERS_HERE = ["namespaces", "process"] if os.geteuid() == 0 and shutil.which("bwrap") else ["process"]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 GRADER_TIMEOUT = 600
 
@@ -50,8 +51,31 @@ def validate_scorecard(scorecard: dict[str, Any]) -> None:
 
 
 def grader_environment(home: Path) -> dict[str, str]:
-    """What a user's shell would pass on, without anything of this test run."""
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8"}
+    """What a user's shell would pass on, without anything of this test run.
+
+    TMPDIR is inside the test's own folder, so every process of this grading
+    run carries that path on its command line (see leftovers).
+    """
+    scratch = home / "tmp"
+    scratch.mkdir(exist_ok=True)
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "TMPDIR": str(scratch),
+    }
+
+
+def leftovers(marker: str) -> list[str]:
+    """Living processes whose command line mentions marker (a test's own folder)."""
+    found = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if process.info["status"] != psutil.STATUS_ZOMBIE and marker in " ".join(process.info["cmdline"] or []):
+                found.append(f"{process.pid} {' '.join(process.info['cmdline'])[:120]}")
+        except psutil.Error:
+            pass
+    return found
 
 
 def run_grader(

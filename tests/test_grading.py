@@ -8,7 +8,7 @@ import pytest
 
 from grader.manifest import load_manifest
 
-from .conftest import ROOT, living, recorded_pids, unsolve
+from .conftest import ROOT, TIERS_HERE, leftovers, living, recorded_pids, unsolve
 
 MANIFEST = load_manifest()
 FULL = {exercise.id: float(exercise.max_points) for exercise in MANIFEST.exercises}
@@ -109,12 +109,18 @@ from pathlib import Path
 
 PIDS = Path({pids!r})
 
+def record(pid):
+    try:  # under the namespaces tier this folder is out of sight
+        (PIDS / f"pid-{{pid}}").write_text(str(pid))
+    except OSError:
+        pass
+
 def start_worker(target, args=(), kwargs=None, name=None):
     import multiprocessing
     child = multiprocessing.Process(target=time.sleep, args=(600,))
     child.start()
-    (PIDS / f"pid-{{child.pid}}").write_text(str(child.pid))
-    (PIDS / f"pid-{{os.getpid()}}").write_text(str(os.getpid()))
+    record(child.pid)
+    record(os.getpid())
     child.join()
 
 def run_all(target, arg_tuples):
@@ -125,16 +131,20 @@ def whoami():
 """
 
 
-def test_a_hang_is_a_timeout_and_os_exit_is_an_error_and_nothing_is_left(grade, make_submission, tmp_path):
+@pytest.mark.parametrize("tier", TIERS_HERE)
+def test_a_hang_is_a_timeout_and_os_exit_is_an_error_and_nothing_is_left(grade, make_submission, tmp_path, tier):
     pids = tmp_path / "pids"
-    pids.mkdir()
+    pids.mkdir(mode=0o777)
+    pids.chmod(0o777)
     submission = make_submission(files={"01_processes/processes.py": HANGING.format(pids=str(pids))})
     since = time.time()
     started = time.monotonic()
     graded = grade(
-        "--submission", str(submission), "--only", "processes", "--start-method", "fork", "--call-timeout", "3"
-    )
+        "--submission", str(submission), "--only", "processes", "--start-method", "fork", "--call-timeout", "3",
+        "--isolation", tier,
+    )  # fmt: skip
     elapsed = time.monotonic() - started
+    assert graded.scorecard["isolation"]["tier"] == tier
     tests = graded.tests("processes")
     assert tests["test_target_runs_in_another_process"]["outcome"] == "timeout"
     assert "did not finish within 3 s" in tests["test_target_runs_in_another_process"]["message"]
@@ -145,8 +155,10 @@ def test_a_hang_is_a_timeout_and_os_exit_is_an_error_and_nothing_is_left(grade, 
     assert graded.exercise("processes")["score"] == 0
     assert elapsed < 60, f"grading a hanging submission took {elapsed:.0f} s"
     started_pids = recorded_pids(pids)
-    assert len(started_pids) >= 4, "the hanging code did not run"
+    if tier == "process":
+        assert len(started_pids) >= 4, "the hanging code did not run"
     assert living(started_pids, since) == []
+    assert leftovers(str(tmp_path)) == []
 
 
 CHEATING_CONFTEST = """
@@ -194,7 +206,8 @@ def whoami():
 '''
 
 
-def test_planted_conftest_and_report_patching_change_nothing(grade, make_submission):
+@pytest.mark.parametrize("tier", TIERS_HERE)
+def test_planted_conftest_and_report_patching_change_nothing(grade, make_submission, tier):
     submission = make_submission(
         "exercises",
         files={
@@ -210,8 +223,9 @@ def test_planted_conftest_and_report_patching_change_nothing(grade, make_submiss
     # change the grader's own interpreter, which is the caller's to set.)
     hostile_environment = {"PYTEST_ADDOPTS": "--co -p no:grader.plugin", "PYTEST_PLUGINS": "conftest"}
     graded = grade(
-        "--submission", str(submission), "--only", "processes", "--start-method", "fork", env=hostile_environment
-    )
+        "--submission", str(submission), "--only", "processes", "--start-method", "fork", "--isolation", tier,
+        env=hostile_environment,
+    )  # fmt: skip
     assert graded.exit_code == 0, graded.stderr
     assert graded.scorecard["score"] == 0
     assert graded.scorecard["complete"] is True
@@ -250,3 +264,11 @@ def test_an_empty_folder_is_graded_as_missing_everything(grade, tmp_path):
     assert graded.exit_code == 0
     assert graded.exercise("processes")["status"] == "error"
     assert "01_processes/ is missing" in graded.exercise("processes")["message"]
+
+
+def test_process_isolation_is_recorded_and_warned_about(grade):
+    graded = grade("--solutions", "--only", "processes", "--start-method", "fork", "--isolation", "process")
+    assert graded.exit_code == 0
+    assert graded.scorecard["isolation"] == {"tier": "process", "note": "process isolation was asked for"}
+    assert "not a determined cheater" in graded.stderr
+    assert graded.scorecard["percent"] == 100.0

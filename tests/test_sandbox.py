@@ -7,17 +7,52 @@ import textwrap
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from grader.protocol import CRASHED, INVALID, MAX_OUTPUT_CHARS, RAISED, RETURNED, TIMEOUT
-from grader.sandbox import Sandbox, descendants, stage_harness
+from grader.sandbox import (
+    NAMESPACES,
+    PROCESS,
+    IsolationUnavailable,
+    Sandbox,
+    descendants,
+    detect_isolation,
+    stage_harness,
+)
 
 from .conftest import living, recorded_pids
 
 
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Sandbox:
-    return Sandbox(harness_dir=stage_harness(tmp_path / "harness"))
+def available_tiers() -> list[str]:
+    try:
+        detect_isolation(NAMESPACES)
+    except IsolationUnavailable:
+        return [PROCESS]
+    return [NAMESPACES, PROCESS]
+
+
+TIERS_HERE = available_tiers()
+
+
+@pytest.fixture(params=TIERS_HERE)
+def sandbox(request: pytest.FixtureRequest, tmp_path: Path) -> Sandbox:
+    isolation = detect_isolation(request.param)
+    return Sandbox(harness_dir=stage_harness(tmp_path / "harness"), isolation=isolation)
+
+
+def assert_nothing_left(sandbox: Sandbox, before: set, recorded: list[int], since: float) -> None:
+    """No new descendant, no process of the sandbox's uid, none of the recorded pids alive."""
+    new = [pid for pid, _ in descendants() - before if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    assert new == []
+    if sandbox.isolation.uid is not None:
+        same_uid = [
+            p.pid
+            for p in psutil.process_iter(["uids", "status"])
+            if p.info["uids"].real == sandbox.isolation.uid and p.info["status"] != psutil.STATUS_ZOMBIE
+        ]
+        assert same_uid == []
+    assert living(recorded, since) == []
 
 
 @pytest.fixture
@@ -65,12 +100,16 @@ def test_an_import_error_is_reported_as_the_import_phase(sandbox, module_dir):
 
 
 def test_a_hang_times_out_and_its_processes_are_gone(sandbox, module_dir, tmp_path):
+    tmp_path.chmod(0o777)
     source = f"""
         import multiprocessing, os, time
         from pathlib import Path
 
         def nap():
-            Path({str(tmp_path)!r}, f"pid-{{os.getpid()}}").write_text(str(os.getpid()))
+            try:  # under the namespaces tier this folder is out of sight
+                Path({str(tmp_path)!r}, f"pid-{{os.getpid()}}").write_text(str(os.getpid()))
+            except OSError:
+                pass
             time.sleep(600)
 
         def hang():
@@ -84,12 +123,12 @@ def test_a_hang_times_out_and_its_processes_are_gone(sandbox, module_dir, tmp_pa
     assert result.status == TIMEOUT and "2 s" in result.detail
     assert time.monotonic() - started < 10
     pids = recorded_pids(tmp_path)
-    assert len(pids) == 4
-    assert living(pids, since) == []
-    assert descendants() <= before
+    assert len(pids) == (4 if sandbox.isolation.tier == PROCESS else 0)
+    assert_nothing_left(sandbox, before, pids, since)
 
 
 def test_setsid_orphans_and_double_forked_daemons_are_swept(sandbox, module_dir, tmp_path):
+    tmp_path.chmod(0o777)
     source = f"""
         import os, time
         from pathlib import Path
@@ -99,18 +138,48 @@ def test_setsid_orphans_and_double_forked_daemons_are_swept(sandbox, module_dir,
                 if os.fork() == 0:
                     os.setsid()
                     if os.fork() == 0:
-                        Path({str(tmp_path)!r}, f"pid-{{os.getpid()}}").write_text(str(os.getpid()))
+                        try:
+                            Path({str(tmp_path)!r}, f"pid-{{os.getpid()}}").write_text(str(os.getpid()))
+                        except OSError:
+                            pass
                         time.sleep(600)
                     os._exit(0)
             time.sleep(0.5)
             return "escaped"
     """
-    since = time.time()
+    before, since = descendants(), time.time()
     result = call(sandbox, module_dir, source, "escape")
     assert result.status == RETURNED and result.value == "escaped"
     pids = recorded_pids(tmp_path)
-    assert len(pids) == 2
-    assert living(pids, since) == []
+    assert len(pids) == (2 if sandbox.isolation.tier == PROCESS else 0)
+    assert_nothing_left(sandbox, before, pids, since)
+
+
+def test_the_namespaces_tier_hides_the_grader_and_the_network(sandbox, module_dir):
+    if sandbox.isolation.tier != NAMESPACES:
+        pytest.skip("only the namespaces tier promises this")
+    hidden = (str(Path(__file__).resolve()), "/work", "/root/.bashrc", "/etc/passwd")
+    source = f"""
+        import os, socket
+
+        def look():
+            pids = [entry for entry in os.listdir("/proc") if entry.isdigit()]
+            seen = {{"uid": os.getuid(), "pids": len(pids)}}
+            for path in {hidden!r}:
+                seen[path] = os.path.exists(path)
+            try:
+                socket.create_connection(("127.0.0.1", 22), timeout=1)
+                seen["network"] = True
+            except OSError:
+                seen["network"] = False
+            return seen
+    """
+    result = call(sandbox, module_dir, source, "look")
+    assert result.status == RETURNED, result
+    seen = result.value
+    assert seen["uid"] == sandbox.isolation.uid != 0
+    assert not any(seen[path] for path in hidden), seen
+    assert seen["network"] is False and seen["pids"] <= 3
 
 
 @pytest.mark.parametrize(

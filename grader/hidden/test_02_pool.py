@@ -220,7 +220,9 @@ def test_pool_has_the_workers_asked_for(student):
     """parallel_map starts exactly as many workers as processes asks for, not more"""
     facts = student.call("map_recording_pools", 2, 6, 4)
     pools = facts["pools"]
-    assert pools, "parallel_map made no multiprocessing.Pool: create one, `with multiprocessing.Pool(processes) as pool:`"
+    assert pools, (
+        "parallel_map made no multiprocessing.Pool: create one, `with multiprocessing.Pool(processes) as pool:`"
+    )
     sizes = [pool["workers"] for pool in pools]
     assert sizes == [2], (
         f"with processes=2 on a 4-CPU machine, parallel_map made pools of {sizes} workers: create it with "

@@ -24,6 +24,7 @@ from typing import Any
 WAIT = 20.0  # seconds any blocking call here may wait: long, because a loaded machine is slow
 BARRIER_WAIT = 8.0
 MISSED_BARRIER_EXIT = 7
+EXIT_AFTER = 0.5  # seconds a child of run_all works before it exits
 
 
 def _in_caller() -> bool:
@@ -84,6 +85,7 @@ def meet_at_barrier(barrier: Any, met: Any, pids: Any, index: int) -> None:
     except Exception:  # BrokenBarrierError: the others were not running at the same time
         sys.exit(MISSED_BARRIER_EXIT)
     met[index] = 1
+    time.sleep(EXIT_AFTER)  # see exit_with: no exit code may be ready before a join
 
 
 def run_all_together(module: ModuleType, count: int) -> dict[str, Any]:
@@ -121,10 +123,16 @@ def run_all_waits(module: ModuleType, count: int, delay: float) -> dict[str, Any
 
 
 def exit_with(code: int, pids: Any, index: int) -> None:
-    """Child target: record the pid, then end with the given exit code."""
+    """Child target: record the pid, work a moment, then end with the given exit code.
+
+    The moment of work matters: a child that ended at once could have exited
+    before a run_all that never joins read its exitcode, and that mistake
+    would then pass by luck.
+    """
     pids[index] = os.getpid()
     if _in_caller():
         return
+    time.sleep(EXIT_AFTER)
     if code == 1:
         raise RuntimeError("this worker fails on purpose")
     if code:

@@ -50,7 +50,7 @@ HELP_START_METHODS = "comma-separated start methods every hidden test runs under
 HELP_CALL_TIMEOUT = "seconds one sandboxed call may take before it counts as a timeout"
 HELP_COLLECTED = "folder to write the collected hidden tests to, one JSON file per pytest process"
 HELP_WORKDIR = "private folder for the sandbox's copy of its harness"
-HELP_ISOLATION = "isolation tier of the sandbox: auto (the strongest that works here), namespaces or process"
+HELP_ISOLATION = "isolation tier of the sandbox: auto (the strongest that works here), namespaces, user or process"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -140,9 +140,11 @@ def kata_sandbox(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         isolation = Isolation(NAMESPACES, uid=reserve_uid())
     elif tier == PROCESS:
         isolation = Isolation(PROCESS)
-    else:
-        isolation = detect_isolation("auto")
-    yield Sandbox(harness_dir=harness, isolation=isolation)
+    else:  # user (probed again: it picks the interpreter this worker's uid can run), or auto
+        isolation = detect_isolation(tier)
+    sandbox = Sandbox(harness_dir=harness, isolation=isolation)
+    yield sandbox
+    sandbox.close()
 
 
 class GradedModule:

@@ -31,6 +31,11 @@ Isolation tiers (``detect_isolation`` picks the strongest this machine allows):
   drops to a non-root uid reserved for this pytest worker, with no
   capabilities and no new privileges, before Python starts. Killing bwrap
   tears the whole PID namespace down.
+- ``user``: where namespaces are refused but the grader is root: an ordinary
+  child process that runs as the worker's reserved non-root uid (so the
+  process-count limit holds and every process of that uid can be swept),
+  reading world-readable copies of the harness and the graded code; the
+  grader's work folder (reports, collected tests) is closed to it.
 - ``process``: an ordinary child of the same user in its own session. It
   stops accidents (hangs, floods, leftovers), not a determined cheater.
 """
@@ -77,8 +82,8 @@ HARNESS_FILES = ("__init__.py", "protocol.py", "sandboxed")
 SWEEP_ROUNDS = 200
 CALL_DIR_PARENT = "/tmp" if os.access("/tmp", os.W_OK) else None
 
-NAMESPACES, PROCESS = "namespaces", "process"
-TIERS = (NAMESPACES, PROCESS)
+NAMESPACES, USER, PROCESS = "namespaces", "user", "process"
+TIERS = (NAMESPACES, USER, PROCESS)
 # Sandbox uids: one per pytest worker, reserved machine-wide (reserve_uid).
 SANDBOX_UID_BASE = 61000
 SANDBOX_UID_COUNT = 1000
@@ -95,9 +100,10 @@ class IsolationUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class Isolation:
-    tier: str  # NAMESPACES or PROCESS
-    uid: int | None = None  # the sandbox's own uid (namespaces)
-    note: str = ""  # why a weaker tier was chosen, for the scorecard and the terminal
+    tier: str  # NAMESPACES, USER or PROCESS
+    uid: int | None = None  # the sandbox's own uid (namespaces, user)
+    note: str = ""  # why a weaker tier was chosen, or what it leaves open, for the scorecard and the terminal
+    python: str | None = None  # the interpreter the sandbox uid can run (user), when not the grader's own
 
 
 _reserved: dict[int, int] = {}  # uid -> the open lock file that holds it, for this process's lifetime
@@ -195,20 +201,67 @@ def _namespaces_problem(uid: int) -> str | None:
     return None
 
 
-def detect_isolation(requested: str = "auto") -> Isolation:
-    """The strongest tier this machine allows (or the one requested); raise if a requested tier cannot run."""
+def _run_as(uid: int, argv: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        argv,
+        user=uid,
+        group=uid,
+        extra_groups=[],
+        cwd="/",
+        env=_clean_env(Path("/tmp")),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=PROBE_TIMEOUT,
+    )
+
+
+def _user_tier(uid: int, private: list[Path]) -> tuple[str | None, str, str]:
+    """(why the user tier cannot run or None, the interpreter it can run, what it can still read)."""
+    probe = "import json, multiprocessing, sys; sys.exit(0 if sys.version_info >= (3, 10) else 3)"
+    for python in dict.fromkeys((os.path.realpath(sys.executable), "/usr/bin/python3")):
+        try:
+            if _run_as(uid, [python, "-I", "-S", "-c", probe]).returncode == 0:
+                break
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+    else:
+        return "no Python 3.10+ that a non-root user may run (the grader's is in a private folder)", "", ""
+    look = "import os, sys; print('\\n'.join(p for p in sys.argv[1:] if os.access(p, os.R_OK)))"
+    seen = _run_as(uid, [python, "-I", "-S", "-c", look, *map(str, private)]).stdout.decode().split()
+    readable = f"the sandbox user can read {', '.join(seen)}" if seen else ""
+    return None, python, readable
+
+
+def detect_isolation(requested: str = "auto", private: tuple[Path, ...] = ()) -> Isolation:
+    """The strongest tier this machine allows (or the one requested); raise if a requested tier cannot run.
+
+    private: folders the graded code should not read (the tests and the solutions); under the user tier
+    the note says which of them the sandbox user can read all the same.
+    """
     if requested == PROCESS:
         return Isolation(PROCESS, note="process isolation was asked for")
     if os.geteuid() != 0:
-        problem = "the namespaces tier needs root, to run each call as a user of its own"
-    else:
-        uid = reserve_uid()
+        problem = "running each call as a user of its own needs root"
+        if requested != "auto":
+            raise IsolationUnavailable(problem)
+        return Isolation(PROCESS, note=problem)
+    uid = reserve_uid()
+    problems = []
+    if requested in ("auto", NAMESPACES):
         problem = _namespaces_problem(uid)
+        if problem is None:
+            return Isolation(NAMESPACES, uid=uid)
+        if requested == NAMESPACES:
+            raise IsolationUnavailable(problem)
+        problems.append(f"namespaces: {problem}")
+    problem, python, readable = _user_tier(uid, list(private))
     if problem is None:
-        return Isolation(NAMESPACES, uid=uid)
-    if requested == NAMESPACES:
+        other = "" if python == os.path.realpath(sys.executable) else f"graded code runs on {python}"
+        note = "; ".join(part for part in (*problems, other, readable) if part)
+        return Isolation(USER, uid=uid, python=python, note=note)
+    if requested == USER:
         raise IsolationUnavailable(problem)
-    return Isolation(PROCESS, note=problem)
+    return Isolation(PROCESS, note="; ".join([*problems, f"user: {problem}"]))
 
 
 def stage_harness(destination: Path) -> Path:
@@ -223,6 +276,12 @@ def stage_harness(destination: Path) -> Path:
         else:
             shutil.copy2(source, target / name)
     return destination
+
+
+def _open_to_all(root: Path) -> None:
+    """Make a tree readable (not writable) by every user."""
+    for path in [root, *root.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def become_subreaper() -> bool:
@@ -277,24 +336,53 @@ class Sandbox:
         isolation: Isolation | None = None,
     ):
         self.harness_dir = Path(harness_dir)
-        self.python = python
         self.isolation = isolation or Isolation(PROCESS)
+        self.python = self.isolation.python or python
         self.limits = limits or Limits(processes=SANDBOX_PROCESSES if self.isolation.uid is not None else 0)
         self.is_subreaper = become_subreaper()
         if self.isolation.tier == NAMESPACES:
             # The sandbox uid reads the harness and the graded code through bind mounts.
-            for path in [self.harness_dir, *self.harness_dir.rglob("*")]:
-                path.chmod(0o755 if path.is_dir() else 0o644)
+            _open_to_all(self.harness_dir)
+        if self.isolation.tier == USER:
+            # The sandbox uid sees the real file system: give it copies outside the private work folder.
+            self._visible_root = Path(tempfile.mkdtemp(prefix="kata-visible-", dir=CALL_DIR_PARENT))
+            self.harness_dir = self._copy_visible(self.harness_dir, "harness")
+
+    def close(self) -> None:
+        """Remove what the sandbox owner made outside its caller's folders."""
+        if self.isolation.tier == USER:
+            shutil.rmtree(self._visible_root, ignore_errors=True)
+
+    def _copy_visible(self, source: Path, name: str) -> Path:
+        copy = self._visible_root / name
+        shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+        _open_to_all(self._visible_root)
+        return copy
+
 
     def _command(self, request: CallRequest, module_dir: Path, home: Path) -> tuple[list[str], CallRequest]:
         """The argv that starts the sandbox, and the request as the inside sees it."""
         python = [self.python, "-I", "-S", "-c", BOOTSTRAP]
+        if self.isolation.tier == USER:
+            # A fresh, readable copy of the graded code in the call's folder, which becomes the
+            # uid's own (its TMPDIR: sockets, semaphores).
+            code = home / "code"
+            shutil.copytree(module_dir, code, ignore=shutil.ignore_patterns("__pycache__"))
+            _open_to_all(code)
+            os.chown(home, self.isolation.uid, self.isolation.uid)
+            request = dataclasses.replace(request, module_dir=str(code))
         if self.isolation.tier != NAMESPACES:
             return [*python, request.to_json(), str(self.harness_dir)], request
         inside = dataclasses.replace(request, module_dir=INSIDE_CODE)
         env = _clean_env(Path("/tmp"))
         prefix = bwrap_command(self.python, self.harness_dir, module_dir, self.isolation.uid, env)
         return [*prefix, *python[1:], inside.to_json(), INSIDE_HARNESS], inside
+
+    def _credentials(self) -> dict[str, Any]:
+        """Popen's user switch for the user tier (bwrap switches inside for namespaces)."""
+        if self.isolation.tier != USER:
+            return {}
+        return {"user": self.isolation.uid, "group": self.isolation.uid, "extra_groups": []}
 
     def call(
         self,
@@ -340,6 +428,7 @@ class Sandbox:
                     start_new_session=True,
                     cwd=home,
                     env=_clean_env(home),
+                    **self._credentials(),
                 )
         finally:
             os.close(write_end)

@@ -22,7 +22,10 @@ from grader.manifest import load_manifest
 from grader.scorecard import load_schema
 
 ROOT = Path(__file__).resolve().parent.parent
-TIERS_HERE = ["namespaces", "process"] if os.geteuid() == 0 and shutil.which("bwrap") else ["process"]
+# The isolation tiers the grader can use on this machine (see grader/sandbox.py).
+TIERS_HERE = (["namespaces"] if os.geteuid() == 0 and shutil.which("bwrap") else []) + (
+    ["user", "process"] if os.geteuid() == 0 else ["process"]
+)
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 GRADER_TIMEOUT = 600
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -14,6 +15,7 @@ from grader.protocol import CRASHED, INVALID, MAX_OUTPUT_CHARS, RAISED, RETURNED
 from grader.sandbox import (
     NAMESPACES,
     PROCESS,
+    TIERS,
     IsolationUnavailable,
     Sandbox,
     descendants,
@@ -25,20 +27,25 @@ from .conftest import living, recorded_pids
 
 
 def available_tiers() -> list[str]:
-    try:
-        detect_isolation(NAMESPACES)
-    except IsolationUnavailable:
-        return [PROCESS]
-    return [NAMESPACES, PROCESS]
+    here = []
+    for tier in TIERS:
+        try:
+            detect_isolation(tier)
+        except IsolationUnavailable:
+            continue
+        here.append(tier)
+    return here
 
 
 TIERS_HERE = available_tiers()
 
 
 @pytest.fixture(params=TIERS_HERE)
-def sandbox(request: pytest.FixtureRequest, tmp_path: Path) -> Sandbox:
+def sandbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sandbox]:
     isolation = detect_isolation(request.param)
-    return Sandbox(harness_dir=stage_harness(tmp_path / "harness"), isolation=isolation)
+    sandbox = Sandbox(harness_dir=stage_harness(tmp_path / "harness"), isolation=isolation)
+    yield sandbox
+    sandbox.close()
 
 
 def assert_nothing_left(sandbox: Sandbox, before: set, recorded: list[int], since: float) -> None:

@@ -38,6 +38,7 @@ import pytest
 from grader.manifest import Exercise, load_manifest
 from grader.protocol import CRASHED, INVALID, RAISED, RETURNED, TIMEOUT, CallResult, cut
 from grader.sandbox import NAMESPACES, PROCESS, TIERS, Isolation, Sandbox, detect_isolation, reserve_uid, stage_harness
+from grader.target import NOT_STAGED  # what the stand-in for a file that staging refused raises
 
 START_METHODS = ("fork", "spawn", "forkserver")
 DEFAULT_CALL_TIMEOUT = 10.0
@@ -201,10 +202,24 @@ class GradedModule:
         where = f" ({error.where})" if error.where else ""
         if error.phase == "import":
             self._record(STATUS_PROPERTY, "error")
+            if error.type == "ImportError" and error.message.startswith(NOT_STAGED):
+                pytest.fail(f"{file} could not be imported: {error.message.removeprefix(NOT_STAGED)}", pytrace=False)
             pytest.fail(f"{file} could not be imported: {error.type}: {error.message}{where}", pytrace=False)
         missing = re.fullmatch(r"module '(\w+)' has no attribute '(\w+)'", error.message)
         if error.type == "AttributeError" and missing and missing.group(1) == self.exercise.module:
             pytest.fail(f"{file} has no function {missing.group(2)}(): write it, or check its name", pytrace=False)
+        # Python's words when a call does not fit the def line. With no frame in the graded
+        # file, the call failed on the way in: the function's parameters are not the task's.
+        mismatch = re.match(
+            r"(\w+)\(\) (takes|missing|got an unexpected keyword|got multiple values|got some positional-only) ",
+            error.message,
+        )
+        if error.type == "TypeError" and mismatch and error.where is None:
+            pytest.fail(
+                f"the parameters of {mismatch.group(1)}() in {file} do not match what the task asks "
+                f"(Python said: {error.message}): compare its def line with the one in the exercise's stub",
+                pytrace=False,
+            )
         if error.type == "NotImplementedError":
             function = error.where.rpartition(" in ")[2] if error.where else "a function"
             pytest.fail(

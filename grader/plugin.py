@@ -170,6 +170,7 @@ class GradedModule:
             args=list(args),
             start_method=self.start_method,
             timeout=timeout or self.timeout,
+            import_timeout=self.timeout,  # a long scenario's budget is not the import's
         )
         shown = (result.stdout + result.stderr).strip()
         if shown:
@@ -186,6 +187,13 @@ class GradedModule:
     def reject(self, result: CallResult) -> NoReturn:
         """Fail the test for a call that did not return, saying why in a student's words."""
         file = f"{self.exercise.module}.py"
+        if result.status == TIMEOUT and "import" in result.detail:
+            self._record(STATUS_PROPERTY, "timeout")
+            pytest.fail(
+                f"timeout: your code {result.detail}. Something at the top level of {file} waits forever: "
+                'keep the work inside functions, and a script\'s own run under if __name__ == "__main__":',
+                pytrace=False,
+            )
         if result.status == TIMEOUT:
             self._record(STATUS_PROPERTY, "timeout")
             pytest.fail(

@@ -30,6 +30,10 @@ MAX_OUTPUT_CHARS = 2000
 MAX_TRACEBACK_CHARS = 4000
 MAX_MESSAGE_CHARS = 500
 
+# Written by the runner on the result pipe the moment the graded module is
+# imported, before the reply: lets the trusted side bound the import alone.
+IMPORTED = b"imported\n"
+
 # Outcomes of one sandboxed call, as the trusted side sees it.
 RETURNED = "returned"  # the scenario returned a JSON value
 RAISED = "raised"  # the graded code (or its import) raised an exception

@@ -61,6 +61,7 @@ import psutil
 
 from grader.protocol import (
     CRASHED,
+    IMPORTED,
     INVALID,
     MAX_OUTPUT_CHARS,
     MAX_REPLY_BYTES,
@@ -359,7 +360,6 @@ class Sandbox:
         _open_to_all(self._visible_root)
         return copy
 
-
     def _command(self, request: CallRequest, module_dir: Path, home: Path) -> tuple[list[str], CallRequest]:
         """The argv that starts the sandbox, and the request as the inside sees it."""
         python = [self.python, "-I", "-S", "-c", BOOTSTRAP]
@@ -392,8 +392,12 @@ class Sandbox:
         args: list[Any],
         start_method: str,
         timeout: float,
+        import_timeout: float | None = None,
     ) -> CallResult:
-        """Run scenario(module, *args) in a sandbox; always return, never leave a process."""
+        """Run scenario(module, *args) in a sandbox; always return, never leave a process.
+
+        import_timeout, when shorter than timeout, bounds the import of the graded module alone.
+        """
         # A short path: multiprocessing puts AF_UNIX sockets (at most 107 bytes) in TMPDIR.
         home = Path(tempfile.mkdtemp(prefix="kata-call-", dir=CALL_DIR_PARENT))
         os.chmod(home, 0o755)
@@ -433,7 +437,8 @@ class Sandbox:
         finally:
             os.close(write_end)
         try:
-            raw, finished, overflow = self._wait(proc, read_end, started + timeout)
+            import_deadline = started + min(timeout, import_timeout or timeout)
+            raw, finished, overflow = self._wait(proc, read_end, started + timeout, import_deadline)
         finally:
             os.close(read_end)
             self._stop(proc, before)
@@ -442,6 +447,11 @@ class Sandbox:
         shutil.rmtree(home, ignore_errors=True)
         common = {"stdout": stdout, "stderr": stderr, "exit_code": proc.returncode, "duration": duration}
 
+        imported = raw.startswith(IMPORTED)
+        raw = raw.removeprefix(IMPORTED)
+        if not finished and not imported:
+            detail = f"did not finish its import within {min(timeout, import_timeout or timeout):g} s"
+            return CallResult(status=TIMEOUT, detail=detail, **common)
         if not finished:
             return CallResult(status=TIMEOUT, detail=f"did not finish within {timeout:g} s", **common)
         if overflow:
@@ -461,14 +471,21 @@ class Sandbox:
             return CallResult(status=RAISED, error=reply.error, **common)
         return CallResult(status=reply.status, value=reply.value, **common)
 
-    def _wait(self, proc: subprocess.Popen, read_end: int, deadline: float) -> tuple[bytes, bool, bool]:
-        """Read the reply until the process exits or the deadline passes.
+    def _wait(
+        self, proc: subprocess.Popen, read_end: int, deadline: float, import_deadline: float
+    ) -> tuple[bytes, bool, bool]:
+        """Read the reply until the process exits or a deadline passes.
 
-        The pipe is not read to EOF: a leftover grandchild may hold it open.
+        The runner writes IMPORTED once the graded module is imported; without
+        it by import_deadline the call is over (a module that hangs at import
+        need not cost a long scenario's whole budget). The pipe is not read to
+        EOF: a leftover grandchild may hold it open.
         Returns (bytes read, whether the process exited, whether the cap was hit).
         """
         chunks: list[bytes] = []
         size = 0
+        open_pipe = True
+        imported = False
         os.set_blocking(read_end, False)
         try:
             exit_fd = os.pidfd_open(proc.pid)
@@ -476,24 +493,29 @@ class Sandbox:
             exit_fd = None
         try:
             while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                now = time.monotonic()
+                until = deadline if imported else min(deadline, import_deadline)
+                if now >= until:
                     return b"".join(chunks), False, False
-                watched = [read_end] + ([exit_fd] if exit_fd is not None else [])
-                ready, _, _ = select.select(watched, [], [], min(remaining, 0.05 if exit_fd is None else remaining))
+                watched = ([read_end] if open_pipe else []) + ([exit_fd] if exit_fd is not None else [])
+                poll = until - now if exit_fd is not None else min(until - now, 0.05)
+                ready, _, _ = select.select(watched, [], [], poll)
                 exited = (exit_fd in ready) if exit_fd is not None else proc.poll() is not None
                 if read_end in ready or exited:
-                    while True:
+                    while open_pipe:
                         try:
                             data = os.read(read_end, 65536)
                         except BlockingIOError:
                             break
                         if not data:
+                            open_pipe = False  # every writer closed it; only the exit is left to wait for
                             break
                         chunks.append(data)
                         size += len(data)
                         if size > MAX_REPLY_BYTES:
                             return b"", exited, True
+                        if not imported and size >= len(IMPORTED):
+                            imported = b"".join(chunks).startswith(IMPORTED)
                 if exited:
                     return b"".join(chunks), True, False
         finally:

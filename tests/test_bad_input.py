@@ -307,7 +307,8 @@ time.sleep(3600)
 """
 
 
-def test_an_import_that_hangs_is_a_timeout_and_nothing_is_left(grade, make_submission, tmp_path):
+def test_an_import_that_hangs_is_a_timeout_of_the_call_timeout_and_nothing_is_left(grade, make_submission, tmp_path):
+    # One hidden test gives its scenario 40 s: the import still gets only --call-timeout.
     submission = make_submission(files={"01_processes/processes.py": HANGS_AT_IMPORT}, only=["processes", "pool"])
     started = time.monotonic()
     graded = grade(
@@ -321,30 +322,11 @@ def test_an_import_that_hangs_is_a_timeout_and_nothing_is_left(grade, make_submi
     assert hung["score"] == 0 and hung["status"] == "failed"
     for test in hung["tests"]:
         assert test["outcome"] == "timeout", test
-        assert test["message"].startswith("timeout: your code did not finish within "), test["message"]
-    # Every check that does not ask for more time gets the --call-timeout.
-    within_2_s = [t for t in hung["tests"] if "within 2 s" in t["message"]]
-    assert len(within_2_s) >= len(hung["tests"]) - 1, [t["message"] for t in hung["tests"]]
+        assert test["message"].startswith("timeout: your code did not finish its import within 2 s"), test["message"]
+        assert "top level of processes.py" in test["message"], test["message"]
     assert_fully_graded(graded, ["pool"])
     assert elapsed < QUICK, f"grading took {elapsed:.0f} s"
     assert leftovers(str(tmp_path)) == []
-
-
-@pytest.mark.xfail(
-    reason="a hidden test that gives its scenario more time (timeout=40) lends that time to the import: "
-    "the import needs its own bound (see GradedModule.run)",
-    strict=True,
-)
-def test_an_import_that_hangs_costs_only_the_call_timeout(grade, make_submission):
-    submission = make_submission(files={"01_processes/processes.py": HANGS_AT_IMPORT}, only=["processes"])
-    started = time.monotonic()
-    graded = grade(
-        "--submission", str(submission), "--only", "processes", "--start-method", "fork", "--call-timeout", "2"
-    )
-    elapsed = time.monotonic() - started
-    assert all(t["outcome"] == "timeout" for t in graded.exercise("processes")["tests"])
-    assert all("within 2 s" in t["message"] for t in graded.exercise("processes")["tests"])
-    assert elapsed < 30, f"grading a module whose import hangs took {elapsed:.0f} s with --call-timeout 2"
 
 
 def test_an_empty_folder_is_graded_as_missing_everything(grade, tmp_path):

@@ -23,6 +23,7 @@ import traceback
 from typing import Any
 
 from grader.protocol import (
+    IMPORTED,
     MAX_MESSAGE_CHARS,
     MAX_REPLY_BYTES,
     MAX_TRACEBACK_CHARS,
@@ -149,6 +150,7 @@ def main() -> None:
     except BaseException as exc:
         reply = Reply(status=RAISED, error=_describe(exc, "import", module_file))
     else:
+        os.write(fd, IMPORTED)
         try:
             value = scenario(module, *request.args)
         except BaseException as exc:

@@ -154,13 +154,14 @@ def sum_of_squares_here(module: ModuleType, numbers: list[int]) -> list[Any]:
 def sum_of_squares_in_workers(module: ModuleType, numbers: list[int]) -> dict[str, Any]:
     """Send the graded sum_of_squares to a pool of the scenario's own, as a worker process would get it."""
     module.sum_of_squares(0)  # a TODO still there shows here, with its own name
-    with multiprocessing.Pool(2) as pool:
-        try:
-            values = pool.map_async(module.sum_of_squares, numbers).get(timeout=WAIT)
-        except multiprocessing.TimeoutError:
-            return {"kind": "silent"}
-        except Exception as exc:  # cannot be pickled, or failed in the worker: the fact to report
-            return {"kind": "raised", "error": f"{type(exc).__name__}: {exc}"}
+    # Not closed here: Pool.terminate() can hang as workers go idle; the sandbox kills them all.
+    pool = multiprocessing.Pool(2)
+    try:
+        values = pool.map_async(module.sum_of_squares, numbers).get(timeout=WAIT)
+    except multiprocessing.TimeoutError:
+        return {"kind": "silent"}
+    except Exception as exc:  # cannot be pickled, or failed in the worker: the fact to report
+        return {"kind": "raised", "error": f"{type(exc).__name__}: {exc}"}
     return {"kind": "ok", "values": _plain(values)}
 
 

@@ -23,6 +23,7 @@ callbacks are closures, because the pool calls them in this process.
 from __future__ import annotations
 
 import collections.abc
+import contextlib
 import multiprocessing
 import multiprocessing.pool
 import os
@@ -118,6 +119,17 @@ def fail_on_two(item: int) -> int:
 
 
 # --- helpers of the scenarios --------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _left_to_the_sandbox(pool: multiprocessing.pool.Pool) -> collections.abc.Iterator[multiprocessing.pool.Pool]:
+    """Use the pool, then leave it as it is: the sandbox kills every process when the call ends.
+
+    Not Pool.terminate() (what `with pool:` calls): it hung once in 150 runs under
+    forkserver on a loaded machine, when the workers went idle just as it ran, and a
+    scenario must never hang on its own clean-up.
+    """
+    yield pool
 
 
 def _pool_with_events(workers: int, items: int) -> tuple[multiprocessing.pool.Pool, list[Any], list[Any], list[Any]]:
@@ -227,7 +239,7 @@ def starmap_pairs(module: ModuleType) -> dict[str, Any]:
     run_pairs = module.run_pairs
     pairs = [(0, "a"), (1, "b"), (2, "c")]
     pool, _, _, _ = _pool_with_events(len(pairs), len(pairs))
-    with pool:
+    with _left_to_the_sandbox(pool):
         outcome = _attempt(run_pairs, pool, finish_pair_after_next, pairs)
     return {"caller_pid": os.getpid(), "outcome": outcome}
 
@@ -268,7 +280,7 @@ def submit_returns_at_once(module: ModuleType) -> dict[str, Any]:
     submit = module.submit
     log = _CallbackLog()
     pool, gates, _, done = _pool_with_events(2, 1)
-    with pool:
+    with _left_to_the_sandbox(pool):
         begun = time.monotonic()
         returned = submit(pool, gated_task, (0,), log.on_done, log.on_error)
         seconds = time.monotonic() - begun
@@ -307,7 +319,7 @@ def gather_in_order(module: ModuleType) -> dict[str, Any]:
     gather = module.gather
     items = [0, 1, 2]
     pool, _, _, _ = _pool_with_events(len(items), len(items))
-    with pool:
+    with _left_to_the_sandbox(pool):
         ordered = _attempt(gather, pool, finish_after_next, items, WAIT)
         failing = _attempt(gather, pool, fail_on_two, [0, 1, 2, 3], WAIT)
     return {"caller_pid": os.getpid(), "ordered": ordered, "failing": failing}
@@ -316,7 +328,7 @@ def gather_in_order(module: ModuleType) -> dict[str, Any]:
 def gather_times_out(module: ModuleType, timeout: float) -> dict[str, Any]:
     gather = module.gather
     pool, gates, _, done = _pool_with_events(2, 2)
-    with pool:
+    with _left_to_the_sandbox(pool):
         outcome = _attempt(gather, pool, gated_task, [0, 1], timeout)
         finished_at_return = [event.is_set() for event in done]
         for gate in gates:
@@ -332,7 +344,7 @@ def returns_before_the_work(module: ModuleType, function_name: str) -> dict[str,
     function = getattr(module, function_name)
     count = 3
     pool, gates, _, done = _pool_with_events(count, count)
-    with pool:
+    with _left_to_the_sandbox(pool):
         begun = time.monotonic()
         returned = function(pool, gated_task, list(range(count)))
         seconds = time.monotonic() - begun
@@ -354,7 +366,7 @@ def ordered_although_finished_last_to_first(module: ModuleType) -> dict[str, Any
     lazy_results = module.lazy_results
     count = 4
     pool, gates, _, done = _pool_with_events(count, count)
-    with pool:
+    with _left_to_the_sandbox(pool):
         messages = _drain_in_background(lazy_results(pool, gated_task, list(range(count))))
         finish_order = []
         for item in reversed(range(count)):
@@ -369,7 +381,7 @@ def chunks_stay_together(module: ModuleType) -> dict[str, Any]:
     """lazy_results with chunksize=CHUNK on 2 workers: which worker ran which item."""
     lazy_results = module.lazy_results
     pool, _, _, _ = _pool_with_events(2, CHUNK_ITEMS)
-    with pool:
+    with _left_to_the_sandbox(pool):
         returned = lazy_results(pool, wait_for_partner, list(range(CHUNK_ITEMS)), chunksize=CHUNK)
         collected = _collect(_drain_in_background(returned), CHUNK_ITEMS)
     return {"chunksize": CHUNK, **collected}
@@ -380,7 +392,7 @@ def released_one_at_a_time(module: ModuleType, release_order: list[int]) -> dict
     as_finished = module.as_finished
     count = len(release_order)
     pool, gates, _, done = _pool_with_events(count, count)
-    with pool:
+    with _left_to_the_sandbox(pool):
         begun = time.monotonic()
         returned = as_finished(pool, gated_task, list(range(count)))
         seconds = time.monotonic() - begun

@@ -7,6 +7,11 @@
 The pipeline: manifest -> target -> run -> collect -> score -> scorecard -> render.
 Exit status: 0 when grading completed, whatever the score; 1 when the score
 is under --fail-under; 2 when it could not grade (the reason on one line).
+Interrupted by SIGINT (Ctrl-C) or SIGTERM, the grader stops everything it
+started, writes the incomplete scorecard (``complete`` false) and prints it,
+then ends itself with that same signal, as Python does after Ctrl-C: a shell
+sees 130 or 143 (128 + the signal), and a script looping over submissions
+stops too instead of taking a partial scorecard for a grade.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import multiprocessing
 import os
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -27,7 +33,7 @@ from grader.collect import collect, read_expected
 from grader.manifest import Exercise, ManifestError, load_manifest
 from grader.plugin import DEFAULT_CALL_TIMEOUT, START_METHODS
 from grader.render import render_text
-from grader.run import RunSettings, run_hidden_tests
+from grader.run import DEADLINE, RunSettings, StopRequest, run_hidden_tests
 from grader.sandbox import PROCESS, TIERS, IsolationUnavailable, detect_isolation
 from grader.score import score_exercise, total
 from grader.scorecard import Scorecard, write_scorecard
@@ -49,7 +55,9 @@ HELP_FAIL_UNDER = "exit with status 1 when the score is under this percentage"
 HELP_CALL_TIMEOUT = (
     f"seconds one call into the graded code may take before it counts as a timeout (default: {DEFAULT_CALL_TIMEOUT:g})"
 )
-HELP_DEADLINE = f"seconds the whole run may take (default: {DEFAULT_DEADLINE:g})"
+HELP_DEADLINE = (
+    f"seconds the whole run may take; tests not finished by then score 0 as errors (default: {DEFAULT_DEADLINE:g})"
+)
 HELP_ISOLATION = (
     "how graded code is isolated: namespaces (bubblewrap, a user of its own, no network, no view of the "
     "grader's files; needs root), process (an ordinary child process) or auto, the strongest that works here"
@@ -101,8 +109,12 @@ def select_exercises(requested: list[str]) -> list[Exercise]:
     return [e for e in exercises if e.id in chosen]
 
 
-def grade(args: argparse.Namespace) -> Scorecard:
-    """Run the whole pipeline and return the scorecard; raise CannotGrade before any test ran."""
+def grade(args: argparse.Namespace, stop: StopRequest) -> Scorecard:
+    """Run the whole pipeline and return the scorecard; raise CannotGrade before any test ran.
+
+    stop: installed by the caller; a signal it records cuts the run short, and the
+    scorecard says so (complete false, every test that did not finish an error).
+    """
     started_at = datetime.now(timezone.utc)
     clock = time.monotonic()
     exercises = select_exercises(args.only)
@@ -126,31 +138,36 @@ def grade(args: argparse.Namespace) -> Scorecard:
         start_methods=methods,
         workers=(os.cpu_count() or 1) if args.workers is None else args.workers,
         call_timeout=args.call_timeout,
-        deadline=args.deadline,
+        deadline=max(0.0, args.deadline - (time.monotonic() - clock)),  # the probe above counts too
         isolation=isolation.tier,
     )
 
     workdir = Path(tempfile.mkdtemp(prefix="kata-grade-"))
     try:
         staged: StagedTarget = stage(target, exercises, workdir / "submission")
-        output = run_hidden_tests(exercises, staged.root, workdir, settings)
+        output = run_hidden_tests(exercises, staged.root, workdir, settings, stop)
         results, report_problem = collect(read_expected(output.collected), output.report)
         log_tail = output.log.read_text(errors="replace").strip().splitlines()[-3:] if report_problem else []
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
     notices = [f"{exercise_id}: {problem}" for exercise_id, problem in staged.problems.items()]
-    complete = report_problem is None and output.exit_code is not None
-    if output.interrupted:
-        notices.append("grading was interrupted: the scorecard is incomplete")
-    elif output.exit_code is None:
-        notices.append(f"grading stopped at its deadline of {settings.deadline:g} s: the scorecard is incomplete")
+    complete = report_problem is None and output.stopped is None and output.exit_code is not None
+    unfinished = "the scorecard is incomplete: every test that did not finish scores 0 as an error"
+    if output.stopped == DEADLINE:
+        notices.append(f"grading stopped at its deadline of {args.deadline:g} s: {unfinished}")
+    elif output.stopped:
+        notices.append(f"grading was interrupted ({output.stopped}): {unfinished}")
     elif report_problem:
         said = " | ".join(line.strip() for line in log_tail)[:300]
         notices.append(f"{report_problem}: every test without a result scores 0 (pytest said: {said})")
-    scored = [
-        score_exercise(e, [r for r in results if r.test.exercise == e.id], staged.problems.get(e.id)) for e in exercises
-    ]
+    scored = []
+    for exercise in exercises:
+        own = [r for r in results if r.test.exercise == exercise.id]
+        problem = staged.problems.get(exercise.id)
+        if problem is None and output.stopped and not own:
+            problem = "grading was stopped before its tests ran"
+        scored.append(score_exercise(exercise, own, problem))
     score, max_score, percent = total(scored)
     return Scorecard(
         grader={"name": "mp-kata grader", "version": __version__},
@@ -186,23 +203,40 @@ def list_exercises() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        if args.command == "list":
-            print(list_exercises())
-            return EXIT_GRADED
-        scorecard = grade(args)
-    except (CannotGrade, TargetError, ManifestError) as problem:
-        print(f"cannot grade: {problem}", file=sys.stderr)
-        return EXIT_CANNOT_GRADE
-    if args.json:
-        write_scorecard(scorecard, Path(args.json))
+    if args.command == "list":
+        print(list_exercises())
+        return EXIT_GRADED
+    with StopRequest() as stop:  # until the scorecard is out: a signal only cuts the run short
+        try:
+            scorecard = grade(args, stop)
+        except (CannotGrade, TargetError, ManifestError) as problem:
+            print(f"cannot grade: {problem}", file=sys.stderr)
+            return EXIT_CANNOT_GRADE
+        if args.json:
+            write_scorecard(scorecard, Path(args.json))
 
-    if scorecard.isolation["tier"] == PROCESS:
-        print(PROCESS_WARNING.format(note=scorecard.isolation["note"]), file=sys.stderr, flush=True)
-    if args.quiet:
-        print(render_text(scorecard).splitlines()[-1])
-    else:
-        print(render_text(scorecard, verbose=args.verbose))
+        if scorecard.isolation["tier"] == PROCESS:
+            print(PROCESS_WARNING.format(note=scorecard.isolation["note"]), file=sys.stderr, flush=True)
+        if args.quiet:
+            print(render_text(scorecard).splitlines()[-1])
+        else:
+            print(render_text(scorecard, verbose=args.verbose))
+    if stop.first_signal is not None:
+        return end_by_signal(stop.first_signal)
     if args.fail_under is not None and scorecard.percent < args.fail_under:
         return EXIT_UNDER
     return EXIT_GRADED
+
+
+def end_by_signal(number: int) -> int:
+    """End this process with the signal that interrupted it, so that the caller sees an interruption.
+
+    A shell then reports 128 + the signal (130 for SIGINT, 143 for SIGTERM) and
+    stops a loop it runs, as it does for any program killed by Ctrl-C. Returns
+    that status only if the signal did not end the process.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(number, signal.SIG_DFL)
+    os.kill(os.getpid(), number)
+    return 128 + number

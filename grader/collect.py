@@ -96,6 +96,9 @@ def _judge(entry: dict[str, Any]) -> tuple[str, str]:
     """(outcome, message) of one reported test."""
     properties = _properties(entry)
     outcome = entry.get("outcome")
+    if "teardown" not in entry and "???" not in entry:
+        # Only its first stages reported: the run was stopped while the test ran.
+        return ERROR, NO_RESULT
     if outcome == "passed":
         return PASSED, ""
     if outcome == "skipped":

@@ -10,16 +10,33 @@ the hidden tests reach it through the sandbox.
 pytest's exit status is never the verdict. The stage returns where the raw
 report and the collected test list are; ``collect`` holds the report against
 that list, so a test that never reported is an error, not a pass.
+
+Stopping. A run ends when pytest ends, at the deadline, or when the grader
+gets SIGINT or SIGTERM (``StopRequest``). A stopped run first sends SIGINT to
+pytest's process group, as Ctrl-C in a terminal would: the workers end their
+sandboxed calls and pytest writes the report of the tests that finished (a
+test it stopped half-way appears with its first stages only, which ``collect``
+must take for unfinished). After ``STOP_GRACE`` seconds (at once on a second
+signal) the group is killed, and every descendant of the grader, which is a
+child subreaper, is swept: the workers, the sandboxes and whatever the graded
+code started. While pytest runs, a process re-parented to the grader (the
+sandbox of a worker that died) is killed at once rather than at the end.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
+
+import psutil
 
 from grader.manifest import HIDDEN_TESTS_DIR, Exercise
 from grader.sandbox import become_subreaper, sweep_descendants
@@ -30,6 +47,11 @@ PLUGINS = ("xdist.plugin", "pytest_metadata.plugin", "pytest_jsonreport.plugin",
 # it only stops a test that is stuck in the trusted side itself.
 BACKSTOP_FACTOR = 4
 BACKSTOP_MINIMUM = 120.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_GRACE = 5.0  # seconds a stopped pytest gets to write the report of what finished
+KILL_WAIT = 10.0  # seconds to wait for pytest to die after SIGKILL
+POLL = 0.1  # seconds between looks at pytest, the clock and the stop request
+DEADLINE = "deadline"
 
 
 @dataclass(frozen=True)
@@ -43,11 +65,46 @@ class RunSettings:
 
 @dataclass(frozen=True)
 class RunOutput:
-    report: Path  # pytest-json-report's file (absent if pytest died or was stopped)
+    report: Path  # pytest-json-report's file (absent if pytest died or was stopped before writing it)
     collected: Path  # folder of collected-*.json files written by grader.plugin
     log: Path  # pytest's terminal output
-    exit_code: int | None  # None: stopped at the deadline
-    interrupted: bool
+    exit_code: int | None  # pytest's exit status; None when the run was stopped
+    stopped: str | None = None  # why the run was cut short: DEADLINE or a signal's name ("SIGINT"); None if not
+
+
+class StopRequest:
+    """While installed, SIGINT and SIGTERM only ask the run to stop; the run then ends its processes itself.
+
+    Python's default would raise KeyboardInterrupt anywhere (SIGINT) or end the
+    grader at once and leave its pytest running (SIGTERM). A context manager:
+    the previous handlers come back on exit.
+    """
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopRequest:
+        for number in STOP_SIGNALS:
+            self._previous[number] = signal.signal(number, self._record)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous.clear()
+
+    def _record(self, number: int, frame: FrameType | None) -> None:
+        self.signals.append(number)
+
+    @property
+    def first_signal(self) -> int | None:
+        """The first stop signal received, if any."""
+        return self.signals[0] if self.signals else None
+
+    @property
+    def name(self) -> str | None:
+        return signal.Signals(self.signals[0]).name if self.signals else None
 
 
 def pytest_command(exercises: list[Exercise], submission: Path, workdir: Path, settings: RunSettings) -> list[str]:
@@ -91,59 +148,116 @@ def clean_environment(workdir: Path) -> dict[str, str]:
     return env
 
 
-def run_hidden_tests(exercises: list[Exercise], submission: Path, workdir: Path, settings: RunSettings) -> RunOutput:
-    """Run pytest to completion, the deadline or an interrupt; leave no process behind."""
+def run_hidden_tests(
+    exercises: list[Exercise], submission: Path, workdir: Path, settings: RunSettings, stop: StopRequest | None = None
+) -> RunOutput:
+    """Run pytest to completion, the deadline or a stop request; leave no process behind.
+
+    stop: the caller's installed StopRequest; without one, one is installed for the run.
+    """
+    with contextlib.nullcontext(stop) if stop is not None else StopRequest() as installed:
+        return _run(exercises, submission, workdir, settings, installed)
+
+
+def _run(
+    exercises: list[Exercise], submission: Path, workdir: Path, settings: RunSettings, stop: StopRequest
+) -> RunOutput:
     (workdir / "sandbox").mkdir(parents=True, exist_ok=True)
     (workdir / "collected").mkdir(parents=True, exist_ok=True)
     log = workdir / "pytest.log"
+    output = RunOutput(report=workdir / "report.json", collected=workdir / "collected", log=log, exit_code=None)
+    if stop.signals or settings.deadline <= 0:  # stopped before any test ran
+        return dataclasses.replace(output, stopped=stop.name or DEADLINE)
     command = pytest_command(exercises, submission, workdir, settings)
-    interrupted = False
     # Sandboxes run in sessions of their own, outside pytest's process group:
-    # if pytest dies mid-call, they are re-parented here and swept below.
+    # if pytest or a worker dies mid-call, they are re-parented here and swept.
     become_subreaper()
-    with open(log, "wb") as output:
+    with open(log, "wb") as stream:
         child = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
-            stdout=output,
+            stdout=stream,
             stderr=subprocess.STDOUT,
             cwd=workdir,
             env=clean_environment(workdir),
             start_new_session=True,
         )
+        stopped: str | None = None
         try:
-            exit_code: int | None = child.wait(timeout=settings.deadline)
-        except subprocess.TimeoutExpired:
-            exit_code = None
-        except KeyboardInterrupt:
-            exit_code, interrupted = None, True
+            stopped = _wait(child, time.monotonic() + settings.deadline, stop)
+            if stopped is not None:
+                _interrupt(child, stop)
         finally:
-            _stop_group(child)
+            _kill_group(child)
             sweep_descendants()
-    return RunOutput(
-        report=workdir / "report.json",
-        collected=workdir / "collected",
-        log=log,
-        exit_code=exit_code,
-        interrupted=interrupted,
-    )
+    exit_code = child.returncode if stopped is None else None
+    return dataclasses.replace(output, exit_code=exit_code, stopped=stopped)
 
 
-def _stop_group(child: subprocess.Popen) -> None:
-    """SIGTERM the run's process group, give it a moment, then SIGKILL what is left."""
-    for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 10.0)):
+def _wait(child: subprocess.Popen, deadline: float, stop: StopRequest) -> str | None:
+    """Wait for pytest to end; return why it was stopped instead (DEADLINE, a signal's name) or None."""
+    while child.poll() is None:
+        if stop.signals:
+            return stop.name
+        if time.monotonic() >= deadline:
+            return DEADLINE
+        _end_orphans(child)
+        time.sleep(POLL)  # a signal handler runs during the sleep; the loop sees it at most POLL later
+    return None
+
+
+def _end_orphans(child: subprocess.Popen) -> None:
+    """Kill and reap the processes re-parented to the grader while pytest runs.
+
+    The grader's one child is pytest; anything else is an orphan whose pytest
+    worker died (killed by the graded code, or crashed) in the middle of a
+    call: nobody will read its result, so it must not run until the end.
+    """
+    for pid in _child_pids() - {child.pid}:
         try:
-            os.killpg(child.pid, sig)
-        except (ProcessLookupError, PermissionError):
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                os.waitpid(pid, os.WNOHANG)
+            else:
+                os.kill(pid, signal.SIGKILL)
+        except (psutil.Error, OSError):
             pass
+
+
+def _child_pids() -> set[int]:
+    """This process's children: from /proc/self/task/*/children (microseconds), else a scan of every process."""
+    pids: set[int] = set()
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children") as listing:
+                pids.update(int(pid) for pid in listing.read().split())
+    except (OSError, ValueError):
         try:
-            child.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            continue
-        if sig == signal.SIGTERM and child.returncode is not None:
-            # pytest is gone; its workers and their sandboxes may not be.
-            try:
-                os.killpg(child.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            return
+            return {process.pid for process in psutil.Process().children()}
+        except psutil.Error:
+            return set()
+    return pids
+
+
+def _interrupt(child: subprocess.Popen, stop: StopRequest) -> None:
+    """Ctrl-C for pytest's group: the report of the tests that finished, within STOP_GRACE (less on a 2nd signal)."""
+    already = len(stop.signals)
+    _signal_group(child, signal.SIGINT)
+    grace_ends = time.monotonic() + STOP_GRACE
+    while child.poll() is None and time.monotonic() < grace_ends and len(stop.signals) == already:
+        time.sleep(POLL)
+
+
+def _signal_group(child: subprocess.Popen, number: int) -> None:
+    try:
+        os.killpg(child.pid, number)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _kill_group(child: subprocess.Popen) -> None:
+    """SIGKILL what is left of pytest's process group (workers outlive a pytest that ended) and reap pytest."""
+    _signal_group(child, signal.SIGKILL)
+    try:
+        child.wait(timeout=KILL_WAIT)
+    except subprocess.TimeoutExpired:
+        pass

@@ -401,6 +401,22 @@ class Sandbox:
         # A short path: multiprocessing puts AF_UNIX sockets (at most 107 bytes) in TMPDIR.
         home = Path(tempfile.mkdtemp(prefix="kata-call-", dir=CALL_DIR_PARENT))
         os.chmod(home, 0o755)
+        try:
+            return self._call_in(home, module, module_dir, scenario, args, start_method, timeout, import_timeout)
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+
+    def _call_in(
+        self,
+        home: Path,
+        module: str,
+        module_dir: Path,
+        scenario: str,
+        args: list[Any],
+        start_method: str,
+        timeout: float,
+        import_timeout: float | None,
+    ) -> CallResult:
         before = descendants()
         read_end, write_end = os.pipe()
         request = CallRequest(
@@ -444,7 +460,6 @@ class Sandbox:
             self._stop(proc, before)
         duration = time.monotonic() - started
         stdout, stderr = _read_head(home / "stdout"), _read_head(home / "stderr")
-        shutil.rmtree(home, ignore_errors=True)
         common = {"stdout": stdout, "stderr": stderr, "exit_code": proc.returncode, "duration": duration}
 
         imported = raw.startswith(IMPORTED)

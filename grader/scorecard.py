@@ -92,6 +92,7 @@ def write_scorecard(scorecard: Scorecard, path: Path) -> None:
             stream.write("\n")
             stream.flush()
             os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide it from an instructor's other tools
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)

@@ -60,3 +60,10 @@ def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def flakiness(session: nox.Session) -> None:
+    """Grade the solutions many times under load: every run must score the same (arguments go to the script)."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/flakiness.py", *session.posargs)

@@ -1,0 +1,335 @@
+"""Grade the reference solutions many times in a row under load: the grades must never change.
+
+    python benchmarks/flakiness.py [--runs N] [--methods fork spawn forkserver] [--no-load]
+                                   [--isolation auto|namespaces|process] [--run-timeout S]
+
+For each start method, runs `python -m grader grade --solutions --start-method M
+--json FILE -q` N times, one after the other, while one busy-loop process per
+CPU keeps every core busy (the loops are started here, and killed by their
+pids at the end, also after Ctrl-C or an error). Every run must score 100%,
+complete, and give the same per-test outcomes and scores as every other run.
+
+Prints a table (method, runs, distinct score sets, min/median/max seconds per
+run). Exit status 0 when every run was identical and perfect; 1 otherwise,
+after naming each test that differed, with its messages; 130 on Ctrl-C.
+The scorecards of the runs that differed are kept in a folder it names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+START_METHODS = ("fork", "spawn", "forkserver")
+ISOLATIONS = ("auto", "namespaces", "process")
+BUSY_LOOP = "while True: pass"
+# A grade of the solutions takes seconds; this only stops a run that hangs.
+DEFAULT_RUN_TIMEOUT = 900.0
+# Time the grader gets to stop its pytest run and sweep its sandboxes after SIGINT.
+STOP_GRACE = 60.0
+MAX_SHOWN = 600  # characters of a message or output shown per test
+
+
+@dataclass
+class Run:
+    number: int
+    seconds: float
+    exit_code: int | None  # None: stopped at --run-timeout
+    scorecard: dict[str, Any] | None
+    said: str  # the grader's stdout and stderr, for runs without a scorecard
+
+    def score_set(self) -> tuple:
+        """Everything the grade consists of: totals, exercises, tasks and every test's outcome and score.
+
+        Not durations, messages or pids, which differ between honest runs.
+        """
+        card = self.scorecard
+        if card is None:
+            return ("no scorecard", self.exit_code)
+        exercises = tuple(
+            (e["id"], e["score"], e["max_score"], e["status"], tuple((t["number"], t["score"]) for t in e["tasks"]))
+            for e in card["exercises"]
+        )
+        return (card["score"], card["max_score"], card["percent"], card["complete"], exercises, self.tests_key())
+
+    def tests_key(self) -> tuple:
+        return tuple(sorted(self.tests().items()))
+
+    def tests(self) -> dict[str, tuple]:
+        """test id -> (outcome, score, max_score, outcome per start method)."""
+        if self.scorecard is None:
+            return {}
+        return {
+            t["id"]: (t["outcome"], t["score"], t["max_score"], tuple(sorted(t["start_methods"].items())))
+            for e in self.scorecard["exercises"]
+            for t in e["tests"]
+        }
+
+    def perfect(self) -> bool:
+        card = self.scorecard
+        return (
+            self.exit_code == 0
+            and card is not None
+            and card["complete"]
+            and card["percent"] == 100
+            and all(outcome[0] == "passed" for outcome in self.tests().values())
+        )
+
+
+@dataclass
+class MethodResult:
+    method: str
+    runs: list[Run] = field(default_factory=list)
+
+    def distinct(self) -> int:
+        return len({run.score_set() for run in self.runs})
+
+    def modal(self) -> Run | None:
+        """A run with the most common score set: what the others are compared with."""
+        if not self.runs:
+            return None
+        common, _ = Counter(run.score_set() for run in self.runs).most_common(1)[0]
+        return next(run for run in self.runs if run.score_set() == common)
+
+    def odd_runs(self) -> list[Run]:
+        modal = self.modal()
+        return [run for run in self.runs if not run.perfect() or run.score_set() != modal.score_set()]
+
+
+class Stopped(Exception):
+    """SIGTERM arrived: stop like on Ctrl-C, cleaning up first."""
+
+
+def on_sigterm(signum: int, frame: Any) -> None:
+    raise Stopped()
+
+
+def start_load(count: int) -> list[subprocess.Popen]:
+    """One busy loop per CPU. Popen runs the interpreter itself (no shim), so each pid is the loop's."""
+    loops = []
+    try:
+        for _ in range(count):
+            loops.append(
+                subprocess.Popen([sys.executable, "-c", BUSY_LOOP], stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
+    except BaseException:
+        stop_load(loops)
+        raise
+    return loops
+
+
+def stop_load(loops: list[subprocess.Popen]) -> None:
+    for loop in loops:
+        if loop.poll() is None:
+            loop.kill()  # by the pid this script started; never reaped before, so never reused
+    for loop in loops:
+        loop.wait()
+
+
+def stop_grader(child: subprocess.Popen) -> None:
+    """SIGINT first: the grader then stops its pytest run and sweeps its sandboxes itself."""
+    if child.poll() is not None:
+        return
+    child.send_signal(signal.SIGINT)
+    try:
+        child.wait(timeout=STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
+def grade_once(method: str, number: int, isolation: str, run_timeout: float, folder: Path) -> Run:
+    card = folder / f"{method}-{number:03d}.json"
+    command = [sys.executable, "-m", "grader", "grade", "--solutions", "--start-method", method]
+    command += ["--json", str(card), "-q", "--isolation", isolation]
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        said, _ = child.communicate(timeout=run_timeout)
+        exit_code: int | None = child.returncode
+    except subprocess.TimeoutExpired:
+        stop_grader(child)
+        said, exit_code = f"stopped after --run-timeout {run_timeout:g} s", None
+    finally:
+        # Ctrl-C, SIGTERM or an error here: the grader must not outlive this script.
+        stop_grader(child)
+    seconds = time.perf_counter() - started
+    scorecard = json.loads(card.read_text()) if card.exists() else None
+    return Run(number, seconds, exit_code, scorecard, said.strip())
+
+
+def test_outcomes(result: MethodResult) -> dict[str, Counter]:
+    """test id -> how often each (outcome, score) came up over the method's runs ("missing": no scorecard)."""
+    every = {test_id for run in result.runs for test_id in run.tests()}
+    found: dict[str, Counter] = {test_id: Counter() for test_id in sorted(every)}
+    for run in result.runs:
+        tests = run.tests()
+        for test_id, counter in found.items():
+            outcome = tests.get(test_id)
+            counter[(outcome[0], outcome[1]) if outcome else ("missing", 0.0)] += 1
+    return found
+
+
+def shorten(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + "..."
+
+
+def describe(run: Run, modal: Run | None) -> list[str]:
+    """What this run got wrong, or got differently from the modal run: per test, with messages."""
+    lines = [f"  run {run.number}: exit status {run.exit_code}, {run.seconds:.1f} s"]
+    card = run.scorecard
+    if card is None:
+        lines.append(f"    no scorecard; the grader said: {shorten(run.said)}")
+        return lines
+    lines.append(f"    score {card['score']}/{card['max_score']} ({card['percent']}%), complete={card['complete']}")
+    for notice in card["notices"]:
+        lines.append(f"    notice: {shorten(notice)}")
+    usual = modal.tests() if modal is not None and modal.scorecard is not None else {}
+    for exercise in card["exercises"]:
+        if exercise["message"]:
+            lines.append(f"    {exercise['id']}: {shorten(exercise['message'])}")
+        for test in exercise["tests"]:
+            mine = run.tests()[test["id"]]
+            if test["outcome"] == "passed" and usual.get(test["id"], mine) == mine:
+                continue
+            per_method = ", ".join(f"{m}: {o}" for m, o in test["start_methods"].items())
+            lines.append(f"    {test['id']}: {test['outcome']} ({per_method}), {test['score']}/{test['max_score']}")
+            if test["id"] in usual and usual[test["id"]] != mine:
+                lines.append(f"      in most runs: {usual[test['id']][0]}, {usual[test['id']][1]}")
+            for key in ("message", "output"):
+                if test.get(key):
+                    lines.append(f"      {key}: {shorten(test[key])}")
+    return lines
+
+
+def table(results: list[MethodResult], tier: str, load: str) -> str:
+    rows = [f"isolation {tier}; load: {load}", f"{'method':<11} {'runs':>5} {'distinct':>9} {'not 100%':>9} "
+            f"{'min s':>7} {'median s':>9} {'max s':>7}"]  # fmt: skip
+    for result in results:
+        seconds = [run.seconds for run in result.runs] or [0.0]
+        bad = sum(not run.perfect() for run in result.runs)
+        rows.append(
+            f"{result.method:<11} {len(result.runs):>5} {result.distinct():>9} {bad:>9} "
+            f"{min(seconds):>7.1f} {statistics.median(seconds):>9.1f} {max(seconds):>7.1f}"
+        )
+    return "\n".join(rows)
+
+
+def parse_methods(values: list[str]) -> list[str]:
+    methods = [m for value in values for m in value.replace(",", " ").split()]
+    unknown = [m for m in methods if m not in START_METHODS]
+    if unknown or not methods:
+        raise argparse.ArgumentTypeError(f"--methods: choose from {', '.join(START_METHODS)} (got {values})")
+    return list(dict.fromkeys(methods))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=50, help="grading runs per start method (default: 50)")
+    parser.add_argument(
+        "--methods", nargs="+", default=list(START_METHODS), metavar="METHOD", help="start methods (default: all three)"
+    )
+    parser.add_argument("--no-load", action="store_true", help="do not start the busy loops")
+    parser.add_argument("--isolation", choices=ISOLATIONS, default="auto", help="passed to the grader (default: auto)")
+    parser.add_argument(
+        "--run-timeout",
+        type=float,
+        default=DEFAULT_RUN_TIMEOUT,
+        metavar="S",
+        help=f"seconds one grading run may take before it is stopped and counted as differing "
+        f"(default: {DEFAULT_RUN_TIMEOUT:g})",
+    )
+    return parser
+
+
+def main() -> int:
+    parser = build_parser()
+    args = parser.parse_args()
+    try:
+        methods = parse_methods(args.methods)
+    except argparse.ArgumentTypeError as problem:
+        parser.error(str(problem))
+    if args.runs < 1:
+        parser.error("--runs must be 1 or more")
+    signal.signal(signal.SIGTERM, on_sigterm)
+    cpus = os.cpu_count() or 1
+    load = "none" if args.no_load else f"{cpus} busy loop(s), one per CPU"
+    folder = Path(tempfile.mkdtemp(prefix="kata-flakiness-"))
+    results: list[MethodResult] = []
+    loops: list[subprocess.Popen] = []
+    interrupted = broken = False
+    try:
+        loops = [] if args.no_load else start_load(cpus)
+        if loops:
+            print(f"load: busy loops with pids {', '.join(str(loop.pid) for loop in loops)}", flush=True)
+        for method in methods:
+            result = MethodResult(method)
+            results.append(result)
+            print(f"{method}: ", end="", flush=True)
+            for number in range(1, args.runs + 1):
+                died = [loop.pid for loop in loops if loop.poll() is not None]
+                if died:
+                    raise RuntimeError(f"busy loop(s) {died} died: the load is off, the measurement would lie")
+                run = grade_once(method, number, args.isolation, args.run_timeout, folder)
+                result.runs.append(run)
+                reference = next((r for r in result.runs if r.perfect()), None)
+                same = run.perfect() and run.score_set() == reference.score_set()
+                print("." if same else "X", end="", flush=True)
+                if not same:
+                    # Tell at once, so a long run can be diagnosed before it ends.
+                    print("\n" + "\n".join(describe(run, reference)), flush=True)
+                    print(f"{method}: ", end="", flush=True)
+            print(flush=True)
+    except (KeyboardInterrupt, Stopped):
+        interrupted = True
+        print("\ninterrupted: the table covers the runs that finished", flush=True)
+    except RuntimeError as problem:
+        broken = True
+        print(f"\nstopped: {problem}", flush=True)
+    finally:
+        stop_load(loops)
+
+    tier = next((r.scorecard["isolation"]["tier"] for m in results for r in m.runs if r.scorecard), "unknown")
+    print(table(results, tier, load))
+    odd = [(result, run) for result in results for run in result.odd_runs()]
+    if odd:
+        print("\nruns that differ from the usual score set of their method, or are not 100%:")
+        for result, run in odd:
+            print(f"{result.method}:")
+            print("\n".join(describe(run, result.modal())))
+        print("\ntests that did not pass, or not the same way, in every run (method, test, outcomes over the runs):")
+        for result in results:
+            for test_id, outcomes in test_outcomes(result).items():
+                if len(outcomes) > 1 or next(iter(outcomes))[0] != "passed":
+                    seen = ", ".join(f"{o} {s:g} pts {n}/{len(result.runs)}" for (o, s), n in outcomes.most_common())
+                    print(f"  {result.method:<11} {test_id}: {seen}")
+        print(f"\nscorecards kept in {folder}")
+    kept = {f"{result.method}-{run.number:03d}.json" for result, run in odd}
+    for card in folder.iterdir():
+        if card.name not in kept:
+            card.unlink()
+    if not kept:
+        shutil.rmtree(folder, ignore_errors=True)
+    if interrupted:
+        return 130
+    return 1 if broken or odd or any(result.distinct() != 1 for result in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

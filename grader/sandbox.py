@@ -462,6 +462,8 @@ class Sandbox:
         stdout, stderr = _read_head(home / "stdout"), _read_head(home / "stderr")
         common = {"stdout": stdout, "stderr": stderr, "exit_code": proc.returncode, "duration": duration}
 
+        if overflow:  # checked first: a flood on the pipe is invalid even if the process still ran
+            return CallResult(status=INVALID, detail=f"the result is larger than {MAX_REPLY_BYTES} bytes", **common)
         imported = raw.startswith(IMPORTED)
         raw = raw.removeprefix(IMPORTED)
         if not finished and not imported:
@@ -469,8 +471,6 @@ class Sandbox:
             return CallResult(status=TIMEOUT, detail=detail, **common)
         if not finished:
             return CallResult(status=TIMEOUT, detail=f"did not finish within {timeout:g} s", **common)
-        if overflow:
-            return CallResult(status=INVALID, detail=f"the result is larger than {MAX_REPLY_BYTES} bytes", **common)
         if not raw:
             code = proc.returncode
             if self.isolation.tier == NAMESPACES and code is not None and code > 128:
@@ -480,7 +480,7 @@ class Sandbox:
             return CallResult(status=CRASHED, detail=detail, **common)
         try:
             reply = Reply.from_json(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # nesting deep enough to exhaust the parser
             return CallResult(status=INVALID, detail=f"the result could not be read: {cut(str(exc), 200)}", **common)
         if reply.status == RAISED:
             return CallResult(status=RAISED, error=reply.error, **common)

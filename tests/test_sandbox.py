@@ -265,3 +265,15 @@ def test_garbage_on_the_result_pipe_is_invalid(sandbox, module_dir):
 def test_memory_is_limited(sandbox, module_dir):
     result = call(sandbox, module_dir, "def f():\n    return len(bytearray(4 << 30))\n", "f")
     assert result.status == RAISED and result.error.type == "MemoryError"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    ['os.write(fd, b"[" * 100_000 + b"]" * 100_000)', 'os.write(fd, b"x" * (2 << 20)); time.sleep(60)'],
+    ids=["deeply-nested", "over-the-cap-then-hang"],
+)
+def test_a_reply_forged_on_the_result_pipe_is_invalid(sandbox, module_dir, payload):
+    find_fd = 'fd = json.loads(sys.argv[1])["result_fd"]'  # the request names the result pipe
+    source = f"import json, os, sys, time\ndef f():\n    {find_fd}\n    {payload}\n    os._exit(0)\n"
+    result = call(sandbox, module_dir, source, "f", timeout=5)
+    assert result.status == INVALID, result

@@ -14,6 +14,9 @@ import pytest
 
 from .conftest import FIXTURES
 
+# Slow: `nox -s tests` runs these on the newest installed Python only (see the noxfile).
+pytestmark = pytest.mark.heavy
+
 SUBMISSIONS = sorted(path for path in (FIXTURES / "submissions").iterdir() if (path / "expected.json").is_file())
 
 

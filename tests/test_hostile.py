@@ -43,6 +43,9 @@ from grader.sandbox import SANDBOX_PROCESSES
 
 from .conftest import ROOT, TIERS_HERE, leftovers, living, recorded_pids
 
+# Slow: `nox -s tests` runs these on the newest installed Python only (see the noxfile).
+pytestmark = pytest.mark.heavy
+
 MANIFEST = load_manifest()
 TASK1 = ("test_target_runs_in_another_process", "test_args_kwargs_and_name_reach_the_process")
 TASK2 = (

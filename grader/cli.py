@@ -3,10 +3,12 @@
     python -m grader grade [--solutions | --submission DIR] [--only ID ...]
                            [--start-method fork|spawn|forkserver|all]
                            [-n N] [--json FILE] [--fail-under PERCENT]
+    python -m grader grade --submissions DIR [--json-dir OUT] [options as above]
 
 The pipeline: manifest -> target -> run -> collect -> score -> scorecard -> render.
 Exit status: 0 when grading completed, whatever the score; 1 when the score
-is under --fail-under; 2 when it could not grade (the reason on one line).
+(of any submission, with --submissions) is under --fail-under; 2 when it could
+not grade (the reason on one line).
 Interrupted by SIGINT (Ctrl-C) or SIGTERM, the grader stops everything it
 started, writes the incomplete scorecard (``complete`` false) and prints it,
 then ends itself with that same signal, as Python does after Ctrl-C: a shell
@@ -44,6 +46,11 @@ DEFAULT_DEADLINE = 1800.0
 
 HELP_SOLUTIONS = "grade the reference solutions in solutions/"
 HELP_SUBMISSION = "grade another folder laid out like exercises/ (a student's submission)"
+HELP_SUBMISSIONS = (
+    "grade every folder inside DIR as one submission (a class's work), one after another; "
+    "with --json-dir, write one scorecard per submission"
+)
+HELP_JSON_DIR = "with --submissions: write each submission's scorecard to OUT/<folder name>.json"
 HELP_ONLY = "grade only this exercise (id or number; repeat the option for more)"
 HELP_START_METHOD = (
     "the multiprocessing start method the code runs under; 'all' runs every test under fork, "
@@ -81,10 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     which = grade.add_mutually_exclusive_group()
     which.add_argument("--solutions", action="store_true", help=HELP_SOLUTIONS)
     which.add_argument("--submission", metavar="DIR", help=HELP_SUBMISSION)
+    which.add_argument("--submissions", metavar="DIR", help=HELP_SUBMISSIONS)
     grade.add_argument("--only", metavar="ID", action="append", default=[], help=HELP_ONLY)
     grade.add_argument("--start-method", choices=(*START_METHODS, "all"), default="all", help=HELP_START_METHOD)
     grade.add_argument("-n", "--workers", type=int, default=None, metavar="N", help=HELP_WORKERS)
     grade.add_argument("--json", metavar="FILE", help=HELP_JSON)
+    grade.add_argument("--json-dir", metavar="OUT", help=HELP_JSON_DIR)
     grade.add_argument("--fail-under", type=float, metavar="PERCENT", help=HELP_FAIL_UNDER)
     grade.add_argument("--call-timeout", type=float, default=DEFAULT_CALL_TIMEOUT, metavar="S", help=HELP_CALL_TIMEOUT)
     grade.add_argument("--deadline", type=float, default=DEFAULT_DEADLINE, metavar="S", help=HELP_DEADLINE)
@@ -109,16 +118,30 @@ def select_exercises(requested: list[str]) -> list[Exercise]:
     return [e for e in exercises if e.id in chosen]
 
 
-def grade(args: argparse.Namespace, stop: StopRequest) -> Scorecard:
+def submissions_in(folder: str) -> list[Path]:
+    """The submission folders inside folder, by name; hidden folders are not submissions."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise CannotGrade(f"--submissions {folder}: {'not a folder' if root.exists() else 'does not exist'}")
+    found = sorted(path for path in root.iterdir() if path.is_dir() and not path.name.startswith("."))
+    if not found:
+        raise CannotGrade(f"--submissions {folder}: no submission folders in it (one folder per student)")
+    return found
+
+
+def grade(args: argparse.Namespace, stop: StopRequest, submission: Path | None = None) -> Scorecard:
     """Run the whole pipeline and return the scorecard; raise CannotGrade before any test ran.
 
     stop: installed by the caller; a signal it records cuts the run short, and the
     scorecard says so (complete false, every test that did not finish an error).
+    submission: the folder to grade, overriding what args name (for --submissions).
     """
     started_at = datetime.now(timezone.utc)
     clock = time.monotonic()
     exercises = select_exercises(args.only)
-    if args.solutions:
+    if submission is not None:
+        target = choose_target("submission", submission)
+    elif args.solutions:
         target = choose_target("solutions")
     elif args.submission:
         target = choose_target("submission", args.submission)
@@ -206,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "list":
         print(list_exercises())
         return EXIT_GRADED
+    if args.submissions or args.json_dir:
+        return grade_many(args)
     with StopRequest() as stop:  # until the scorecard is out: a signal only cuts the run short
         try:
             scorecard = grade(args, stop)
@@ -226,6 +251,44 @@ def main(argv: list[str] | None = None) -> int:
     if args.fail_under is not None and scorecard.percent < args.fail_under:
         return EXIT_UNDER
     return EXIT_GRADED
+
+
+def grade_many(args: argparse.Namespace) -> int:
+    """--submissions: grade each folder in turn, one scorecard each, one line each on the terminal."""
+    try:
+        if not args.submissions:
+            raise CannotGrade("--json-dir goes with --submissions (for one submission, use --json FILE)")
+        if args.json:
+            raise CannotGrade("--submissions writes one scorecard per submission: use --json-dir OUT, not --json")
+        submissions = submissions_in(args.submissions)
+        select_exercises(args.only)  # a wrong --only stops the batch before the first grade
+    except (CannotGrade, ManifestError) as problem:
+        print(f"cannot grade: {problem}", file=sys.stderr)
+        return EXIT_CANNOT_GRADE
+    out = Path(args.json_dir) if args.json_dir else None
+    under = 0
+    with StopRequest() as stop:
+        for submission in submissions:
+            try:
+                scorecard = grade(args, stop, submission)
+            except (CannotGrade, TargetError, ManifestError) as problem:
+                print(f"cannot grade: {problem}", file=sys.stderr)
+                return EXIT_CANNOT_GRADE
+            if out is not None:
+                write_scorecard(scorecard, out / f"{submission.name}.json")
+            if args.verbose:
+                print(f"== {submission.name}\n{render_text(scorecard, verbose=True)}\n", flush=True)
+            else:
+                print(f"{submission.name}: {render_text(scorecard).splitlines()[-1]}", flush=True)
+            if args.fail_under is not None and scorecard.percent < args.fail_under:
+                under += 1
+            if stop.first_signal is not None:  # the interrupted submission's scorecard is out: go no further
+                break
+        if scorecard.isolation["tier"] == PROCESS:
+            print(PROCESS_WARNING.format(note=scorecard.isolation["note"]), file=sys.stderr, flush=True)
+    if stop.first_signal is not None:
+        return end_by_signal(stop.first_signal)
+    return EXIT_UNDER if under else EXIT_GRADED
 
 
 def end_by_signal(number: int) -> int:

@@ -54,6 +54,10 @@ def _score_test(runs: list[TestResult], share: Fraction, hint: str, several_meth
     )
 
 
+def _all_skipped(runs: list[TestResult]) -> bool:
+    return all(run.outcome == SKIPPED for run in runs)
+
+
 def score_exercise(exercise: Exercise, results: list[TestResult], problem: str | None = None) -> ExerciseScore:
     """Score one exercise from its tests' results (any order, any number of start methods)."""
     methods = {result.test.start_method for result in results}
@@ -69,8 +73,13 @@ def score_exercise(exercise: Exercise, results: list[TestResult], problem: str |
         if not groups:  # the task's tests never reported: make the loss visible
             missing = ExpectedTest(f"{exercise.id}::task{task.number}", exercise.id, task.number, task.title, None)
             groups = [[TestResult(missing, ERROR, 0.0, problem or "no hidden test reported for this task", "")]]
-        share = Fraction(task.points, len(groups))
-        scored = [_score_test(runs, share, task.hint, len(methods) > 1) for runs in groups]
+        # A test skipped under every start method (it cannot be checked on this machine, say a
+        # parallelism test on one CPU) neither earns nor costs: the task's other tests share its points.
+        checked = [runs for runs in groups if not _all_skipped(runs)] or groups
+        share = Fraction(task.points, len(checked))
+        scored = [
+            _score_test(runs, share if runs in checked else Fraction(0), task.hint, len(methods) > 1) for runs in groups
+        ]
         earned = share * sum(1 for test in scored if test.outcome == PASSED)
         earned_total += earned
         tests += scored
@@ -81,7 +90,7 @@ def score_exercise(exercise: Exercise, results: list[TestResult], problem: str |
     elif all(test.outcome == ERROR for test in tests):
         status = EXERCISE_ERROR
         message = Counter(test.message for test in tests).most_common(1)[0][0]
-    elif all(test.outcome == PASSED for test in tests):
+    elif all(test.outcome == PASSED or (test.outcome == SKIPPED and test.max_score == 0) for test in tests):
         status, message = EXERCISE_PASSED, ""
     else:
         status, message = EXERCISE_FAILED, ""
@@ -102,7 +111,8 @@ def exact_score(exercise: ExerciseScore) -> Fraction:
     earned = Fraction(0)
     for task in exercise.tasks:
         outcomes = [test.outcome for test in exercise.tests if test.task == task.number]
-        earned += Fraction(int(task.max_score)) * outcomes.count(PASSED) / len(outcomes)
+        checked = [outcome for outcome in outcomes if outcome != SKIPPED] or outcomes  # as in score_exercise
+        earned += Fraction(int(task.max_score)) * checked.count(PASSED) / len(checked)
     return earned
 
 

@@ -7,7 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from grader.collect import ERROR, FAILED, PASSED, TIMEOUT, ExpectedTest, collect, failure_message, read_expected
+from grader.collect import (
+    ERROR,
+    FAILED,
+    PASSED,
+    SKIPPED,
+    TIMEOUT,
+    ExpectedTest,
+    collect,
+    failure_message,
+    read_expected,
+)
 from grader.manifest import Exercise, Task
 from grader.score import base_id, score_exercise, total
 
@@ -129,6 +139,26 @@ def test_a_task_without_results_scores_zero_as_an_error():
     scored = score_exercise(EXERCISE, [result("test_d", 2, PASSED)], problem="01_demo/demo.py is missing")
     assert scored.tasks[0].score == 0 and scored.status == "error" and scored.message == "01_demo/demo.py is missing"
     assert scored.tests[0].outcome == ERROR and scored.tests[0].message == "01_demo/demo.py is missing"
+
+
+def test_a_test_this_machine_cannot_run_gives_its_points_to_the_tasks_other_tests():
+    methods = ("fork", "spawn")
+    results = [result("test_a", 1, PASSED, m) for m in methods] + [result("test_b", 1, SKIPPED, m) for m in methods]
+    results += [result("test_d", 2, PASSED, m) for m in methods]
+    scored = score_exercise(EXERCISE, results)
+    skipped = next(t for t in scored.tests if t.outcome == SKIPPED)
+    assert (skipped.score, skipped.max_score) == (0.0, 0.0)
+    assert scored.tasks[0].score == 3.0 and scored.score == 5.0 and scored.status == "passed"
+    assert total([scored]) == (5.0, 5.0, 100.0)
+    # Skipped under one method but failed under another: a failure like any other.
+    results[2] = result("test_b", 1, FAILED, "fork")
+    scored = score_exercise(EXERCISE, results)
+    assert scored.tasks[0].score == 1.5 and scored.status == "failed"
+    assert total([scored]) == (3.5, 5.0, 70.0)
+    # Every test of a task skipped: nothing was checked, nothing is earned.
+    only_skips = [result("test_b", 1, SKIPPED), result("test_d", 2, PASSED)]
+    scored = score_exercise(EXERCISE, only_skips)
+    assert scored.tasks[0].score == 0 and scored.status == "failed" and total([scored]) == (2.0, 5.0, 40.0)
 
 
 def test_thirds_add_up_exactly():

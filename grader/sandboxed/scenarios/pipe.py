@@ -170,6 +170,15 @@ def _check_answer(got: dict[str, Any], request: Any) -> dict[str, Any]:
     return {"kind": "answer", "intact": answer["echo"] == request, "pid": answer.get("pid")}
 
 
+def _send(conn: Connection, message: Any) -> bool:
+    """Send, and say whether it worked: a responder that died has closed the pipe."""
+    try:
+        conn.send(message)
+    except OSError:
+        return False
+    return True
+
+
 def _stop(process: multiprocessing.process.BaseProcess) -> dict[str, Any]:
     process.join(STOP_WAIT)
     return {"ended": not process.is_alive(), "exitcode": process.exitcode}
@@ -188,20 +197,20 @@ def _start_graded_server(module: ModuleType) -> tuple[Connection, multiprocessin
 
 
 def serve_in_order(module: ModuleType, count: int) -> dict[str, Any]:
-    """Send count small requests at once, then read the answers; then a large one; then the sentinel."""
+    """Send the small requests among the first count at once, then read the answers; then a large one; then None."""
     conn, server, errors = _start_graded_server(module)
     requests = [{"seq": seq, "data": payload(seq)} for seq in range(count) if seq % 5 != 4]
-    for request in requests:
-        conn.send(request)
-    answers = [_check_answer(_receive(conn), request) for request in requests]
+    sent = all([_send(conn, request) for request in requests])
+    answers = [_check_answer(_receive(conn), request) for request in requests] if sent else []
     big = {"seq": count, "data": bytes(range(256)) * (BIG // 256)}
-    conn.send(big)
-    answers.append(_check_answer(_receive(conn), big))
-    conn.send(None)
+    if sent and _send(conn, big):
+        answers.append(_check_answer(_receive(conn), big))
+    _send(conn, None)
     stopped = _stop(server)
     return {
         "caller_pid": os.getpid(),
         "server_pid": server.pid,
+        "requests": len(requests) + 1,
         "answers": answers,
         **stopped,
         "errors": _child_errors(errors),
@@ -213,7 +222,8 @@ def serve_until_closed(module: ModuleType) -> dict[str, Any]:
     conn, server, errors = _start_graded_server(module)
     answers = []
     for seq in range(2):
-        conn.send(seq)
+        if not _send(conn, seq):
+            break
         answers.append(_check_answer(_receive(conn), seq))
     conn.close()
     stopped = _stop(server)
@@ -241,16 +251,11 @@ def start_server_exchange(module: ModuleType, count: int) -> dict[str, Any]:
     answers = []
     for seq in range(count):
         request = {"seq": seq, "data": payload(seq)}
-        try:
-            conn.send(request)
-        except OSError as exc:
-            answers.append({"kind": "send-failed", "error": _error(exc)})
+        if not _send(conn, request):
+            answers.append({"kind": "send-failed"})
             break
         answers.append(_check_answer(_receive(conn), request))
-    try:
-        conn.send(None)
-    except OSError:
-        pass
+    _send(conn, None)
     stopped = _stop(server) if shape["started"] else {"ended": None, "exitcode": None}
     return {**facts, **shape, "caller_pid": os.getpid(), "server_pid": server.pid, "answers": answers, **stopped}
 
@@ -268,7 +273,7 @@ def ask_a_slow_responder(module: ModuleType) -> dict[str, Any]:
     facts = _with_deadline(module.ask, mine, request, WAIT)
     value = facts.pop("value", None)
     answer = _check_answer({"message": value}, request) if facts["returned"] else None
-    mine.send(None)
+    _send(mine, None)
     _stop(responder)
     return {**facts, "answer": answer, "caller_pid": os.getpid(), "delay": ANSWER_DELAY}
 

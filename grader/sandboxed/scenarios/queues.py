@@ -392,7 +392,7 @@ def join_after_work(module: ModuleType, count: int, workers: int, delay: float) 
         "caller_pid": os.getpid(),
         **facts,
         "count": count,
-        "handled_at_join": facts["after"],
+        "handled_at_join": facts.get("after"),
         "handled_by_deadline": handled_by_deadline,
         "counts": list(counts),
         "pids": list(pids),
@@ -416,6 +416,6 @@ def handle_all_waits(module: ModuleType, count: int, workers: int, delay: float)
     return {
         "count": count,
         **facts,
-        "handled_at_return": facts["after"],
+        "handled_at_return": facts.get("after"),
         "counts_later": list(counts),
     }

@@ -151,7 +151,11 @@ def test_every_consumer_takes_part_and_stops(student):
     _fail_if_stuck(facts, 3)
     results = facts["results"]
     assert isinstance(results, list), f"process_all returned a {facts['returned_type']}, not the list of results"
-    pids = {result.get("pid") for result in results if isinstance(result, dict)} - {facts["caller_pid"]}
+    pids = {result.get("pid") for result in results if isinstance(result, dict)}
+    assert facts["caller_pid"] not in pids, (
+        "some items were handled in the calling process: the consumers must run consume in processes you start, "
+        "do not call consume yourself"
+    )
     assert len(pids) == 3, (
         f"the items were handled by {len(pids)} consumer processes, but 3 were asked for (each consumer held its "
         "first item until the others had one too): start one process per consumer, all before you wait for results"
@@ -168,12 +172,12 @@ def test_every_consumer_takes_part_and_stops(student):
 def _fail_if_collect_stuck(facts: dict[str, Any], big: bool) -> None:
     if facts["returned"]:
         return
-    if big and all(facts["put_everything"]) and facts["alive_now"]:
+    if big and facts["stuck_with_data"]:
         pytest.fail(
-            f"collect did not return within {facts['deadline']:g} s: the producers had put all their data (several MB, "
-            f"more than a pipe holds) but {facts['alive_now']} of them could not end, because a process that put "
-            "items on a queue ends only once they are read. Your code was waiting in join(): take every item off "
-            "the queue first (until one None per producer), then join the producers",
+            f"collect did not return within {facts['deadline']:g} s: a producer had put all its data (2 MB, more "
+            "than a pipe holds) but could not end, because a process that put items on a queue ends only once "
+            "they are read, and your code was waiting for it in join(). Take every item off the queue first "
+            "(until one None per producer), then join the producers",
             pytrace=False,
         )
     pytest.fail(
@@ -198,7 +202,7 @@ def test_collect_takes_every_item_from_every_producer(student):
     if problem and ids and all(producer == 0 for producer, _ in ids):
         pytest.fail(
             f"collect returned only the items of the first producer to finish: it stopped at the first None. "
-            f"Every producer ends its items with its own None: count them, and stop at the {producers}th",
+            f"Every producer ends its items with its own None: count them, and stop once you have {producers}",
             pytrace=False,
         )
     assert not problem, f"{producers} producers put {count} items each: {problem}"

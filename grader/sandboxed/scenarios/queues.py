@@ -21,9 +21,10 @@ Evidence used, and why:
   the test can name the mistake (a consumer without a sentinel, a producer
   joined before its queue was drained, an item never marked done) instead
   of a bare timeout.
-- Order of sentinels: the first producer flushes its items and its sentinel
-  into the pipe (close() and join_thread()) before the others start putting,
-  so a collector that stops at the first sentinel surely misses items.
+- Order of sentinels: the producers take turns: each one flushes its items
+  and its sentinel into the pipe (close() and join_thread()) before the next
+  one starts putting, so a collector that stops at the first sentinel surely
+  misses items (and, with megabytes, leaves a producer unable to end).
 """
 
 from __future__ import annotations
@@ -84,13 +85,24 @@ def run_graded(module_name: str, function: str, args: tuple, errors: Any) -> Non
         raise
 
 
-def produce_big(source: tuple[int, int, int, Any], results: Any) -> None:
-    """Producer for collect: put `chunks` chunks of `size` bytes, then the sentinel None."""
-    index, chunks, size, put_everything = source
+def produce_big(source: tuple[int, int, int, Any, list[Any]], results: Any) -> None:
+    """Producer for collect: once the previous producer has flushed, put `chunks` chunks of `size` bytes and None.
+
+    Taking turns makes the order of the sentinels certain: a collector that
+    stops at the first None leaves every later producer's data unread.
+    put_everything[index] becomes this producer's pid once its items are on
+    the queue (not yet in the pipe: this process ends only when they are).
+    """
+    index, chunks, size, put_everything, flushed = source
+    if index > 0 and not flushed[index - 1].wait(WAIT):
+        return
     for sequence in range(chunks):
         results.put({"producer": index, "seq": sequence, "pid": os.getpid(), "data": _chunk(index, sequence, size)})
     results.put(None)
-    put_everything[index] = 1
+    put_everything[index] = os.getpid()
+    results.close()
+    results.join_thread()  # returns once every item is in the pipe: only a reader makes room
+    flushed[index].set()
 
 
 def produce_after_first(source: tuple[int, int, Any], results: Any) -> None:
@@ -330,16 +342,18 @@ def _summary(value: Any, check_data: bool) -> Any:
 def collect_big(module: ModuleType, producers: int, chunks: int, size: int) -> dict[str, Any]:
     """Producers that put more than a pipe holds: the collector must drain before it joins."""
     put_everything = multiprocessing.Array("i", producers)
-    sources = [(index, chunks, size, put_everything) for index in range(producers)]
+    flushed = [multiprocessing.Event() for _ in range(producers)]
+    sources = [(index, chunks, size, put_everything, flushed) for index in range(producers)]
     facts = _with_deadline(module.collect, produce_big, sources)
     value = facts.pop("value", None)
+    alive = {child.pid for child in multiprocessing.active_children() if child.is_alive()}
     return {
         "caller_pid": os.getpid(),
         **facts,
         "items": _summary(value, check_data=True),
         "returned_type": type(value).__name__,
-        "put_everything": list(put_everything),
-        "alive_now": _alive_children(),
+        "stuck_with_data": sum(pid in alive for pid in put_everything if pid),
+        "alive_now": len(alive),
     }
 
 

@@ -28,6 +28,7 @@ import importlib
 import multiprocessing
 import os
 import queue
+import sys
 import threading
 import time
 import traceback
@@ -47,6 +48,7 @@ EARLY_WAIT = 0.8  # how long the scenario watches for a waiter that passes too e
 LAST_ARRIVAL_WAIT = 0.8  # the last process reaches the barrier this late, unless someone passed already
 STUCK_AFTER = 4.0  # a run_in_step worker still not past the barrier after this is stopped
 STUCK_EXIT = 75
+CHECK_WAIT = 2.0  # every waiter must have read the box this long after it called wait_for_items
 WAKE_WAIT = 3.0  # every waiter must have woken this long after the last items came
 
 
@@ -57,10 +59,12 @@ def _error(exc: BaseException, module_name: str) -> dict[str, Any]:
     """An exception raised by graded code, as plain data, with the place in the graded file."""
     where = None
     function = None
-    for frame in traceback.extract_tb(exc.__traceback__):
-        if os.path.basename(frame.filename) == f"{module_name}.py":
+    graded = getattr(sys.modules.get(module_name), "__file__", None)
+    graded = os.path.realpath(graded) if graded else None
+    for frame in traceback.extract_tb(exc.__traceback__):  # the scenario file has the same name: compare paths
+        if graded and os.path.realpath(frame.filename) == graded:
             where = f"{module_name}.py:{frame.lineno} in {frame.name}"
-            function = function or frame.name
+            function = frame.name
     return {"type": type(exc).__name__, "message": str(exc)[:300], "where": where, "function": function}
 
 
@@ -356,9 +360,7 @@ def semaphore_lets_k_in(module: ModuleType, k: int, workers: int, probe_k: int) 
     reports: list[dict[str, Any]] = []
     _collect(results, reports, lambda: len(reports) == len(processes), WAIT)
     facts.update(site.facts())
-    facts.update(
-        k=k, workers=workers, reported=len(reports), errors=_errors(reports), exit_codes=_finish(processes)
-    )
+    facts.update(k=k, workers=workers, reported=len(reports), errors=_errors(reports), exit_codes=_finish(processes))
     return facts
 
 
@@ -493,8 +495,12 @@ class SharedCount:
         return self._number.value
 
 
-def _items_waiter(results: Any, module_name: str, condition: Any, box: Any, wanted: int, timeout: float) -> None:
+def _items_waiter(
+    results: Any, calling: Any, module_name: str, condition: Any, box: Any, wanted: int, timeout: float
+) -> None:
     module = importlib.import_module(module_name)
+    with calling.get_lock():
+        calling.value += 1
     try:
         got = module.wait_for_items(condition, box, wanted, timeout)
         results.put({"pid": os.getpid(), "returned": repr(got), "items": box.now()})
@@ -506,21 +512,29 @@ def condition_wakes_waiters(module: ModuleType, waiters: int, wanted: int) -> di
     condition = multiprocessing.Condition()
     box = SharedCount(waiters + 2)
     results = multiprocessing.Queue()
-    processes = [
-        multiprocessing.Process(target=_items_waiter, args=(results, module.__name__, condition, box, wanted, WAIT))
-        for _ in range(waiters)
-    ]
+    calling = multiprocessing.Value("i", 0)
+    arguments = (results, calling, module.__name__, condition, box, wanted, WAIT)
+    processes = [multiprocessing.Process(target=_items_waiter, args=arguments) for _ in range(waiters)]
     for process in processes:
         process.start()
     me = os.getpid()
     reports: list[dict[str, Any]] = []
-    # Every waiter has read the box under the condition; add_items can take the condition only once each waits.
-    _collect(results, reports, lambda: box.readers(me) == waiters or bool(reports), WAIT)
+    _collect(results, reports, lambda: calling.value == waiters or bool(reports), WAIT)
+    # Once every waiter has read the box under the condition, add_items can take the condition only when
+    # each of them waits. A waiter that never reads it before waiting is given CHECK_WAIT.
+    _collect(results, reports, lambda: box.readers(me) == waiters or bool(reports), CHECK_WAIT)
     facts: dict[str, Any] = {"waiters": waiters, "wanted": wanted, "checked_before": box.readers(me)}
-    module.add_items(condition, box, wanted - 1)  # not enough yet: nobody may pass
-    _collect(results, reports, lambda: bool(reports), EARLY_WAIT)
-    facts["passed_early"] = len(reports)
-    module.add_items(condition, box, 1)  # now enough for every waiter
+    if _errors(reports):
+        facts.update(reports=reports, errors=_errors(reports), exit_codes=_finish(processes))
+        return facts
+    try:
+        module.add_items(condition, box, wanted - 1)  # not enough yet: nobody may pass
+        _collect(results, reports, lambda: bool(reports), EARLY_WAIT)
+        facts["passed_early"] = len(reports)
+        module.add_items(condition, box, 1)  # now enough for every waiter
+    except BaseException:
+        _finish(processes)  # before the error goes up: no child is left half started
+        raise
     _collect(results, reports, lambda: len(reports) == waiters, WAKE_WAIT)
     facts["woken"] = len(reports)
     if len(reports) < waiters and condition.acquire(timeout=1.0):

@@ -29,6 +29,10 @@ def _fail_on_errors(facts: dict[str, Any]) -> None:
         pytest.fail(f"your code raised {error['type']} in a worker process: {error['message']}{where}", pytrace=False)
 
 
+def _times(count: int) -> str:
+    return {0: "no time", 1: "once", 2: "twice"}.get(count, f"{count} times")
+
+
 @pytest.mark.task(1)
 def test_lock_lets_one_process_in_at_a_time(student):
     """add_to_total keeps the read and the write to one process at a time"""
@@ -38,13 +42,14 @@ def test_lock_lets_one_process_in_at_a_time(student):
         f"only {facts['reported']} of {facts['workers']} worker processes finished add_to_total: "
         "does it wait for something that never comes?"
     )
+    lost = facts["expected"] - facts["total"]
     assert facts["peak"] <= 1, (
-        f"{facts['peak']} processes were between reading and writing the total at the same time. "
+        f"{facts['peak']} processes were between reading and writing the total at the same time, and the total "
+        f"is {facts['total']} although {facts['expected']} was added. "
         "Take the lock you were given before reading total.value and release it only after writing it: "
         "a lock made inside the function is a new lock in every process and keeps nobody out"
     )
     assert facts["peak"] == 1, "add_to_total never read total.value: read it, add amount, write it back"
-    lost = facts["expected"] - facts["total"]
     assert lost == 0, f"the total is {facts['total']} but {facts['expected']} was added: an update was lost"
 
 
@@ -91,7 +96,7 @@ def test_semaphore_lets_exactly_k_in(student):
     """make_slots(k) and fetch_with_slot let exactly k processes in at once"""
     facts = student.call("semaphore_lets_k_in", 2, 4, 3, timeout=40)
     assert facts["probe_free"] == facts["probe_k"], (
-        f"make_slots({facts['probe_k']}) could be acquired {facts['probe_free']} times before it made a process "
+        f"make_slots({facts['probe_k']}) could be acquired {_times(facts['probe_free'])} before it made a process "
         f"wait: it must let exactly {facts['probe_k']} in. Pass k on to multiprocessing.Semaphore(k)"
     )
     _fail_on_errors(facts)
@@ -201,7 +206,7 @@ def test_condition_wakes_every_waiter_when_enough(student):
 def test_condition_waiter_checks_before_it_waits(student):
     """wait_for_items returns at once when the items are there, and False after its timeout"""
     facts = student.call("condition_checks_first")
-    assert facts["ready_seconds"] < 1.5 and facts["ready"] == "True", (
+    assert facts["ready_seconds"] < facts["late_timeout"] / 2 and facts["ready"] == "True", (
         f"wait_for_items waited {facts['ready_seconds']} s and returned {facts['ready']}, although the items "
         "were already there: nobody would ever notify it. Check the predicate before waiting, "
         "condition.wait_for(predicate, timeout) does"

@@ -46,10 +46,11 @@ LINGER = 0.3  # a fetch stays this long after k were inside together
 REACH_WAIT = 3.0  # a fetch waits this long for k to be inside together
 EARLY_WAIT = 0.8  # how long the scenario watches for a waiter that passes too early
 LAST_ARRIVAL_WAIT = 0.8  # the last process reaches the barrier this late, unless someone passed already
-STUCK_AFTER = 4.0  # a run_in_step worker still not past the barrier after this is stopped
+STUCK_AFTER = 4.0  # a run_in_step worker not past the barrier this long after all arrived is stopped
 STUCK_EXIT = 75
-CHECK_WAIT = 2.0  # every waiter must have read the box this long after it called wait_for_items
-WAKE_WAIT = 3.0  # every waiter must have woken this long after the last items came
+CHECK_WAIT = 3.0  # every waiter must have read the box this long after it called wait_for_items
+WAKE_WAIT = 5.0  # every waiter must have woken this long after the last items came
+LATE_TIMEOUT = 5.0  # the timeout of a waiter whose items are there already; it should need none of it
 
 
 # --- reporting from worker processes --------------------------------------------------------------------------------
@@ -421,12 +422,20 @@ def event_wait_times_out(module: ModuleType, timeout: float) -> dict[str, Any]:
 # --- task 5: Barrier ------------------------------------------------------------------------------------------------
 
 
-def _watchdog(passed: Any, index: int) -> None:
-    """Thread in a run_in_step worker: stop the process if it never gets past the barrier."""
-    deadline = time.monotonic() + STUCK_AFTER
+def _watchdog(arrived: Any, passed: Any, index: int) -> None:
+    """Thread in a run_in_step worker: stop the process if it never gets past the barrier.
+
+    It counts STUCK_AFTER from the moment every process has arrived (a right barrier opens then), and
+    gives up on arrivals that never come after WAIT.
+    """
+    deadline = time.monotonic() + WAIT
+    all_arrived = False
     while time.monotonic() < deadline:
         if passed[index]:
             return
+        if not all_arrived and all(arrived):
+            all_arrived = True
+            deadline = min(deadline, time.monotonic() + STUCK_AFTER)
         time.sleep(POLL * 4)
     os._exit(STUCK_EXIT)
 
@@ -434,7 +443,7 @@ def _watchdog(passed: Any, index: int) -> None:
 def arrive(arrived: Any, passed: Any, pids: Any, count: int, index: int) -> None:
     """first(index): note the arrival; the last process arrives only once someone passed, or late."""
     pids[index] = os.getpid()
-    threading.Thread(target=_watchdog, args=(passed, index), daemon=True).start()
+    threading.Thread(target=_watchdog, args=(arrived, passed, index), daemon=True).start()
     if index == count - 1:
         deadline = time.monotonic() + LAST_ARRIVAL_WAIT
         while time.monotonic() < deadline and not any(passed):
@@ -552,12 +561,13 @@ def condition_checks_first(module: ModuleType) -> dict[str, Any]:
     box = SharedCount(2)
     module.add_items(condition, box, 2)
     started = time.monotonic()
-    ready = module.wait_for_items(condition, box, 2, 3.0)  # the items are there already
+    ready = module.wait_for_items(condition, box, 2, LATE_TIMEOUT)  # the items are there already
     ready_seconds = time.monotonic() - started
     started = time.monotonic()
     missing = module.wait_for_items(condition, box, 5, 0.3)  # they never will be
     missing_seconds = time.monotonic() - started
     return {
+        "late_timeout": LATE_TIMEOUT,
         "ready": repr(ready),
         "ready_seconds": round(ready_seconds, 3),
         "missing": repr(missing),

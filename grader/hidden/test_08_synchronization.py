@@ -161,7 +161,10 @@ def test_nobody_passes_the_barrier_before_all_arrive(student):
     facts = student.call("barrier_holds_until_all_arrive", 3, timeout=30)
     count = facts["count"]
     pids = facts["pids"]
-    assert any(pids), "first() was never called: run_in_step must start count processes running step_worker"
+    assert any(pids), (
+        "first() was never called: run_in_step must start count processes that run step_worker, "
+        "and step_worker must call first(index) (an error in a worker process shows in the output below)"
+    )
     assert facts["caller_pid"] not in pids, "step_worker ran in the calling process: start a Process for each one"
     assert len(set(pids)) == count and 0 not in pids, (
         f"first() ran in {len(set(pids) - {0})} processes instead of {count}: start one process per index"

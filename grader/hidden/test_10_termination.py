@@ -67,7 +67,7 @@ def test_stop_with_force_kills(student):
 @pytest.mark.task(2)
 def test_graceful_worker_works_until_asked_to_stop(student):
     """graceful_worker gets ready, then keeps working until SIGTERM, with no cleanup before"""
-    facts = student.call("graceful_worker_stopped", 0.5)
+    facts = student.call("graceful_worker_stopped", 0.3)
     assert facts["ready"], (
         "graceful_worker never set ready"
         + (f" and ended with exit code {facts['exitcode_before']}" if facts["exitcode_before"] is not None else "")

@@ -148,9 +148,9 @@ def _is_closed(process: multiprocessing.process.BaseProcess) -> bool:
 def _after(process: multiprocessing.process.BaseProcess, pid: int) -> dict[str, Any]:
     """What is left of a worker once the graded function has returned; then make sure it is gone."""
     facts = {"running_after": _is_running(pid), "zombie_after": _is_zombie(pid), "closed": _is_closed(process)}
-    with contextlib.suppress(OSError):
-        os.kill(pid, signal.SIGKILL)  # the scenario's own clean-up, whatever the graded code left
-    if not facts["closed"]:
+    if not facts["closed"]:  # a closed process has been reaped: its pid may not be ours any more
+        with contextlib.suppress(OSError):
+            process.kill()  # the scenario's own clean-up, whatever the graded code left; a no-op once reaped
         process.join(WAIT)
     return facts
 
@@ -171,9 +171,9 @@ def _shutdown_with_limit(module: ModuleType, process: Any, timeout: float) -> di
     caller.start()
     caller.join(timeout + HANG_MARGIN)
     hung = caller.is_alive()
-    if hung:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
+    if hung:  # the graded join() has not reaped the worker yet: killing it lets that join() return
+        with contextlib.suppress(OSError, ValueError):
+            process.kill()
         caller.join(WAIT)
     elapsed = time.monotonic() - started
     if "error" in outcome:

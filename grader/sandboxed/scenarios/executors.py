@@ -24,7 +24,6 @@ Evidence used, and why:
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import multiprocessing
 import os
@@ -281,7 +280,7 @@ def fail_fast(module: ModuleType, later_items: int, sleep: float) -> dict[str, A
 def worker_dies(module: ModuleType, how: str) -> dict[str, Any]:
     """stop_at_first_failure while item 1 kills its own worker (os._exit or SIGKILL)."""
     jobs = [{"item": item, "how": how, "sleep": 0.2} for item in range(4)]
-    return {"how": how, "outcome": _call(module.stop_at_first_failure, crash_on_one, jobs, 2, deadline=20.0)}
+    return {"how": how, "outcome": _call(module.stop_at_first_failure, crash_on_one, jobs, 2, deadline=12.0)}
 
 
 # ---------------------------------------------------------------- task 5: mp_context and initializer
@@ -318,4 +317,3 @@ def executor_with_initializer(module: ModuleType, label: str, tasks: int) -> dic
     # Whatever the initializer did in this process (it should not have run here) is undone.
     _label, _label_installed_in = None, None
     return facts
-

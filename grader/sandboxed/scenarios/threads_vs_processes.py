@@ -32,7 +32,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-MEET_WAIT = 5.0  # seconds a CPU-bound task waits for the others to start
+MEET_WAIT = 8.0  # seconds a CPU-bound task waits for the others to start; they start within a second or two
 WAIT = 30.0  # seconds the scenario waits for a graded function
 GAP = 0.0002  # two steps of a spinning task further apart than this: it may have been paused in between
 SPIN_LIMIT = 8.0  # seconds a spinning task goes on, at most, waiting to catch another one running

@@ -10,8 +10,8 @@ Evidence used, and why:
   MEET_WAIT seconds). The file system is shared by every process under every
   start method, so no Manager is needed. Tasks run one after another never meet.
 - Completion order is made certain, not likely: the tasks meet, then sleep
-  durations at least SPACING apart, so they finish in a known order whatever
-  the load, and each reports the moment it finished.
+  durations that the hidden test chose far apart (0.4 s), so they finish in a
+  known order whatever the load, and each reports the moment it finished.
 - A worker dies for real (os._exit, or SIGKILL sent to itself). The graded
   function runs in a helper thread that the scenario waits for with a deadline,
   so a function that waits forever on a broken pool is reported, not hung on.

@@ -227,7 +227,11 @@ def list_exercises() -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "list":
-        print(list_exercises())
+        try:
+            print(list_exercises())
+        except ManifestError as problem:
+            print(f"cannot list: {problem}", file=sys.stderr)
+            return EXIT_CANNOT_GRADE
         return EXIT_GRADED
     if args.submissions or args.json_dir:
         return grade_many(args)

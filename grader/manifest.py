@@ -150,5 +150,9 @@ def parse_manifest(data: dict, source: str = "manifest") -> Manifest:
 
 @cache
 def load_manifest(path: Path = MANIFEST_PATH) -> Manifest:
-    with open(path, "rb") as stream:
-        return parse_manifest(tomllib.load(stream), source=str(path.name))
+    try:
+        with open(path, "rb") as stream:
+            raw = tomllib.load(stream)
+    except (OSError, tomllib.TOMLDecodeError) as problem:
+        raise ManifestError(f"{path.name}: {problem}") from None
+    return parse_manifest(raw, source=str(path.name))

@@ -137,3 +137,12 @@ def test_a_small_manifest_parses():
 def test_a_bad_manifest_names_the_problem(data, complaint):
     with pytest.raises(ManifestError, match=complaint):
         parse_manifest(data)
+
+
+def test_a_manifest_that_is_not_toml_is_a_manifest_error(tmp_path):
+    broken = tmp_path / "curriculum.toml"
+    broken.write_text('format = 1\n[[exercise]]\nid = "a"\nid = "b"\n')
+    with pytest.raises(ManifestError, match=r"curriculum\.toml: Cannot overwrite a value"):
+        load_manifest(broken)
+    with pytest.raises(ManifestError, match=r"missing\.toml"):
+        load_manifest(tmp_path / "missing.toml")

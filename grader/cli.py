@@ -217,8 +217,10 @@ def grade(args: argparse.Namespace, stop: StopRequest, submission: Path | None =
 
 def list_exercises() -> str:
     lines = []
-    for number, exercise in enumerate(load_manifest().exercises, start=1):
-        lines.append(f"{number:>2}. {exercise.id:<14} {exercise.title} ({exercise.max_points} points)")
+    exercises = load_manifest().exercises
+    width = max(len(exercise.id) for exercise in exercises)
+    for number, exercise in enumerate(exercises, start=1):
+        lines.append(f"{number:>2}. {exercise.id:<{width}}  {exercise.title} ({exercise.max_points} points)")
         for task in exercise.tasks:
             lines.append(f"      task {task.number}: {task.title} ({task.points})")
     return "\n".join(lines)

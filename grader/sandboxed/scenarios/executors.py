@@ -37,6 +37,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from grader.sandboxed.scenarios.facts import error_fact
+
 MEET_WAIT = 8.0  # seconds a task waits for the others; a correct solution meets within a second
 WAIT = 30.0  # seconds the scenario waits for a graded function that should return promptly
 JOIN_WAIT = 10.0  # seconds the scenario waits for leftover workers to finish what they had begun
@@ -133,18 +135,12 @@ def _plain(value: Any, depth: int = 0) -> Any:
     if isinstance(value, float):
         return value if value == value and abs(value) != float("inf") else repr(value)
     if isinstance(value, BaseException):
-        return {"exception": _error(value)}
+        return {"exception": error_fact(value)}
     if depth < 5 and isinstance(value, (list, tuple)):
         return [_plain(item, depth + 1) for item in value]
     if depth < 5 and isinstance(value, dict):
         return {str(key): _plain(item, depth + 1) for key, item in value.items()}
     return repr(value)
-
-
-def _error(exc: BaseException) -> dict[str, str]:
-    kind = type(exc)
-    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
-    return {"type": name, "message": str(exc)}
 
 
 def _returned(value: Any) -> Any:
@@ -153,7 +149,7 @@ def _returned(value: Any) -> Any:
         try:
             value = list(value)
         except Exception as exc:  # the error met while draining is the fact to report
-            return {"iterator_raised": _error(exc)}
+            return {"iterator_raised": error_fact(exc)}
     return _plain(value)
 
 
@@ -170,7 +166,7 @@ def _call(function: Callable[..., Any], *args: Any, deadline: float = WAIT) -> d
         try:
             outcome["returned"] = _returned(function(*args))
         except BaseException as exc:  # the exception is the fact to report
-            outcome["raised"] = _error(exc)
+            outcome["raised"] = error_fact(exc)
             outcome["exception"] = exc
         outcome["seconds"] = time.monotonic() - begun
 

@@ -32,6 +32,8 @@ from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
+from grader.sandboxed.scenarios.facts import drain, identity
+
 WAIT = 20.0  # seconds a blocking call may wait when nothing is wrong: long, a loaded machine is slow
 FIRST_REPORT_WAIT = 8.0  # a report that has not come by then will not come
 
@@ -62,23 +64,6 @@ def _read(value: Any) -> dict[str, Any]:
     except Exception as exc:  # a proxy whose manager is gone: the fact to report
         facts["unreadable"] = f"{type(exc).__name__}: {exc}"
     return facts
-
-
-def _identity() -> dict[str, Any]:
-    parent = multiprocessing.parent_process()
-    return {"pid": os.getpid(), "parent_pid": parent.pid if parent else None}
-
-
-def _reports(reports: Any) -> list[dict[str, Any]]:
-    """Every report on the queue: the first may take a while, the others are already there."""
-    found = []
-    wait = FIRST_REPORT_WAIT
-    while True:
-        try:
-            found.append(reports.get(timeout=wait))
-        except queue.Empty:
-            return found
-        wait = 0.1
 
 
 def _is_running(pid: int | None) -> bool:
@@ -129,7 +114,7 @@ def _aftermath(started: list[multiprocessing.process.BaseProcess]) -> dict[str, 
 
 def contribute(reports: Any, key: Any, results: Any, log: Any) -> None:
     """Worker for collect: results[key] = this pid, log.append(key); report where it ran."""
-    facts = _identity()
+    facts = identity()
     facts.update(key=key, given=[type(results).__name__, type(log).__name__])
     try:
         results[key] = os.getpid()
@@ -144,7 +129,9 @@ def collect_in_children(module: ModuleType, keys: list[str]) -> dict[str, Any]:
     with _recording_starts() as started:
         returned = module.collect(functools.partial(contribute, reports), keys)
     facts = _aftermath(started)  # before anything here touches a proxy
-    facts.update(caller_pid=os.getpid(), returned_type=type(returned).__name__, reports=_reports(reports))
+    facts.update(
+        caller_pid=os.getpid(), returned_type=type(returned).__name__, reports=drain(reports, FIRST_REPORT_WAIT)
+    )
     if isinstance(returned, (tuple, list)) and len(returned) == 2:
         facts["results"], facts["log"] = _read(returned[0]), _read(returned[1])
     else:
@@ -157,7 +144,7 @@ def collect_in_children(module: ModuleType, keys: list[str]) -> dict[str, Any]:
 
 def answer_question(reports: Any, namespace: Any) -> None:
     """Worker for ask_in_child: read namespace.question, set namespace.answer; report where it ran."""
-    facts = _identity()
+    facts = identity()
     facts["given"] = type(namespace).__name__
     try:
         question = namespace.question
@@ -173,7 +160,7 @@ def ask(module: ModuleType, question: str) -> dict[str, Any]:
     with _recording_starts() as started:
         returned = module.ask_in_child(functools.partial(answer_question, reports), question)
     facts = _aftermath(started)
-    facts.update(caller_pid=os.getpid(), answer=_read(returned), reports=_reports(reports))
+    facts.update(caller_pid=os.getpid(), answer=_read(returned), reports=drain(reports, FIRST_REPORT_WAIT))
     return facts
 
 
@@ -191,7 +178,7 @@ def append_here(module: ModuleType, steps: list[list[Any]], start: dict[str, lis
 
 def append_values(module_name: str, reports: Any, shared: Any, key: str, values: list[Any]) -> None:
     """Worker process: the graded append_to(shared, key, value) for each value, in order."""
-    facts = _identity()
+    facts = identity()
     try:
         append_to = importlib.import_module(module_name).append_to
         for value in values:

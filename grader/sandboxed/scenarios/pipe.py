@@ -30,13 +30,14 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
-import queue
 import threading
 import time
 import warnings
 from multiprocessing.connection import Connection
 from types import ModuleType
 from typing import Any
+
+from grader.sandboxed.scenarios.facts import drain, error_fact
 
 # Forking from the thread that runs the graded code is safe here (nothing else holds a lock
 # the child needs); Python 3.12+ warns about it anyway.
@@ -73,7 +74,7 @@ def serve_in_child(module_name: str, conn: Connection, callers_end: Connection, 
     try:
         importlib.import_module(module_name).serve(conn, describe)
     except BaseException as exc:  # the error is the fact to report
-        errors.put(_error(exc))
+        errors.put(error_fact(exc))
         raise
 
 
@@ -102,22 +103,6 @@ def write_messages(conn: Connection, count: int, sent_all: Any) -> None:
 
 
 # --- helpers -------------------------------------------------------------------------------------------------------
-
-
-def _error(exc: BaseException) -> dict[str, str]:
-    kind = type(exc)
-    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
-    return {"type": name, "message": str(exc)}
-
-
-def _child_errors(errors: Any) -> list[dict[str, str]]:
-    found = []
-    try:
-        while True:
-            found.append(errors.get(timeout=0.1))
-    except queue.Empty:
-        pass
-    return found
 
 
 def _with_deadline(function: Any, *args: Any) -> dict[str, Any]:
@@ -151,7 +136,7 @@ def _with_deadline(function: Any, *args: Any) -> dict[str, Any]:
         "deadline": DEADLINE,
     }
     if error is not None:
-        facts["raised"] = _error(error)
+        facts["raised"] = error_fact(error)
         facts["raised_timeout"] = isinstance(error, TimeoutError)
     return facts | {"value": outcome.get("value")}
 
@@ -219,7 +204,7 @@ def serve_in_order(module: ModuleType, count: int) -> dict[str, Any]:
         "requests": len(requests) + 1,
         "answers": answers,
         **stopped,
-        "errors": _child_errors(errors),
+        "errors": drain(errors),
     }
 
 
@@ -233,7 +218,7 @@ def serve_until_closed(module: ModuleType) -> dict[str, Any]:
         answers.append(_check_answer(_receive(conn), seq))
     conn.close()
     stopped = _stop(server)
-    return {"answers": answers, **stopped, "errors": _child_errors(errors)}
+    return {"answers": answers, **stopped, "errors": drain(errors)}
 
 
 # --- task 2: start_server ------------------------------------------------------------------------------------------

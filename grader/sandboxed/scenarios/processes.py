@@ -21,6 +21,8 @@ import time
 from types import ModuleType
 from typing import Any
 
+from grader.sandboxed.scenarios.facts import identity
+
 WAIT = 20.0  # seconds any blocking call here may wait: long, because a loaded machine is slow
 BARRIER_WAIT = 8.0
 MISSED_BARRIER_EXIT = 7
@@ -32,14 +34,9 @@ def _in_caller() -> bool:
     return multiprocessing.parent_process() is None
 
 
-def _identity() -> dict[str, Any]:
-    parent = multiprocessing.parent_process()
-    return {"pid": os.getpid(), "parent_pid": parent.pid if parent else None}
-
-
 def report_identity(results: Any, first: Any, *, tag: Any = None) -> None:
     """Child target: say where it runs and what it was given."""
-    info = _identity()
+    info = identity()
     info.update(name=multiprocessing.current_process().name, first=first, tag=tag)
     results.put(info)
 

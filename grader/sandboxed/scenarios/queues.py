@@ -41,6 +41,8 @@ import warnings
 from types import ModuleType
 from typing import Any
 
+from grader.sandboxed.scenarios.facts import drain, error_fact
+
 # Forking from the thread that runs the graded code is safe here (nothing else holds a lock
 # the child needs); Python 3.12+ warns about it anyway.
 warnings.filterwarnings("ignore", message=r".*multi-threaded.*fork", category=DeprecationWarning)
@@ -81,7 +83,7 @@ def run_graded(module_name: str, function: str, args: tuple, errors: Any) -> Non
     try:
         getattr(importlib.import_module(module_name), function)(*args)
     except BaseException as exc:  # the error is the fact to report
-        errors.put(_error(exc))
+        errors.put(error_fact(exc))
         raise
 
 
@@ -146,12 +148,6 @@ def _chunk(index: int, sequence: int, size: int) -> bytes:
     return bytes([(index * 31 + sequence * 7 + 1) % 256]) * size
 
 
-def _error(exc: BaseException) -> dict[str, str]:
-    kind = type(exc)
-    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
-    return {"type": name, "message": str(exc)}
-
-
 def _plain(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
@@ -198,7 +194,7 @@ def _with_deadline(function: Any, *args: Any, after: Any = None, hopeful: Any = 
         raise error
     facts = {"returned": error is None, "seconds": outcome["seconds"], "after": outcome.get("after")}
     if error is not None:
-        facts["raised"] = _error(error)
+        facts["raised"] = error_fact(error)
     return facts | {"value": outcome.get("value")}
 
 
@@ -217,27 +213,6 @@ def _drain(results: Any, count: int, process: multiprocessing.Process) -> list[A
             if not process.is_alive():
                 break
     return got
-
-
-def _rest(results: Any) -> list[Any]:
-    """What is left on a queue whose writers have ended (so all they put is in the pipe already)."""
-    got = []
-    try:
-        while True:
-            got.append(results.get(timeout=0.1))
-    except queue.Empty:
-        pass
-    return got
-
-
-def _child_errors(errors: Any) -> list[dict[str, str]]:
-    found = []
-    try:
-        while True:
-            found.append(errors.get(timeout=0.1))
-    except queue.Empty:
-        pass
-    return found
 
 
 # --- task 1: consume -----------------------------------------------------------------------------------------------
@@ -261,7 +236,7 @@ def consume_until_sentinel(module: ModuleType, count: int) -> dict[str, Any]:
     consumer = _start_consumer(module, tasks, results, errors)
     handled = _drain(results, count, consumer)
     consumer.join(STOP_WAIT)
-    handled += _rest(results)
+    handled += drain(results)
     try:
         left = tasks.get(timeout=1.0)
     except queue.Empty:
@@ -273,7 +248,7 @@ def consume_until_sentinel(module: ModuleType, count: int) -> dict[str, Any]:
         "ended": not consumer.is_alive(),
         "exitcode": consumer.exitcode,
         "left_on_queue": _plain(left),
-        "errors": _child_errors(errors),
+        "errors": drain(errors),
     }
 
 
@@ -290,13 +265,13 @@ def consume_late_items(module: ModuleType, count: int) -> dict[str, Any]:
     tasks.put(None)
     handled = first + _drain(results, count - 1, consumer)
     consumer.join(STOP_WAIT)
-    handled += _rest(results)
+    handled += drain(results)
     return {
         "caller_pid": os.getpid(),
         "handled": _plain(handled),
         "ended_early": ended_early,
         "ended": not consumer.is_alive(),
-        "errors": _child_errors(errors),
+        "errors": drain(errors),
     }
 
 
@@ -411,7 +386,7 @@ def join_after_work(module: ModuleType, count: int, workers: int, delay: float) 
         "counts": list(counts),
         "pids": list(pids),
         "exitcodes": exitcodes,
-        "errors": _child_errors(errors),
+        "errors": drain(errors),
     }
 
 

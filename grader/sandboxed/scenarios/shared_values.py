@@ -32,6 +32,8 @@ import time
 from types import ModuleType
 from typing import Any
 
+from grader.sandboxed.scenarios.facts import drain, identity
+
 WAIT = 20.0  # seconds a blocking call may wait when nothing is wrong: long, a loaded machine is slow
 FIRST_REPORT_WAIT = 8.0  # a report that has not come by then will not come
 START_WAIT = 8.0  # seconds the workers of one call wait for each other at the start
@@ -75,23 +77,6 @@ def _c_type(shared: Any) -> str:
     return type(shared).__name__
 
 
-def _identity() -> dict[str, Any]:
-    parent = multiprocessing.parent_process()
-    return {"pid": os.getpid(), "parent_pid": parent.pid if parent else None}
-
-
-def _reports(reports: Any) -> list[dict[str, Any]]:
-    """Every report on the queue: the first may take a while, the others are already there."""
-    found = []
-    wait = FIRST_REPORT_WAIT
-    while True:
-        try:
-            found.append(reports.get(timeout=wait))
-        except queue.Empty:
-            return found
-        wait = 0.1
-
-
 def _left_running() -> list[str]:
     return [f"{child.name} (pid {child.pid})" for child in multiprocessing.active_children()]
 
@@ -101,7 +86,7 @@ def _left_running() -> list[str]:
 
 def scale_number(reports: Any, value: Any) -> None:
     """Worker: after a pause, value.value = value.value * SCALE + SHIFT; report where and what."""
-    facts = _identity()
+    facts = identity()
     facts["given"] = type(value).__name__
     facts["c_type"] = _c_type(value)
     time.sleep(CHILD_PAUSE)
@@ -117,12 +102,17 @@ def shared_number(module: ModuleType, start: float) -> dict[str, Any]:
     reports = multiprocessing.Queue()
     outcome = _attempt(module.run_with_shared_number, functools.partial(scale_number, reports), start)
     left = _left_running()
-    return {"caller_pid": os.getpid(), "outcome": outcome, "reports": _reports(reports), "left_running": left}
+    return {
+        "caller_pid": os.getpid(),
+        "outcome": outcome,
+        "reports": drain(reports, FIRST_REPORT_WAIT),
+        "left_running": left,
+    }
 
 
 def scale_numbers(reports: Any, array: Any) -> None:
     """Worker: after a pause, array[i] = array[i] * SCALE + SHIFT for every i; report where and what."""
-    facts = _identity()
+    facts = identity()
     facts["given"] = type(array).__name__
     facts["c_type"] = _c_type(array)
     time.sleep(CHILD_PAUSE)
@@ -139,7 +129,12 @@ def shared_array(module: ModuleType, numbers: list[float]) -> dict[str, Any]:
     reports = multiprocessing.Queue()
     outcome = _attempt(module.run_with_shared_array, functools.partial(scale_numbers, reports), numbers)
     left = _left_running()
-    return {"caller_pid": os.getpid(), "outcome": outcome, "reports": _reports(reports), "left_running": left}
+    return {
+        "caller_pid": os.getpid(),
+        "outcome": outcome,
+        "reports": drain(reports, FIRST_REPORT_WAIT),
+        "left_running": left,
+    }
 
 
 # ---------------------------------------------------------------- task 3
@@ -269,7 +264,7 @@ class _WatchedLock:
 
 def add_in_child(module_name: str, counter: ContestedCounter, times: int, start: Any, reports: Any) -> None:
     """Worker process: wait for the others, then call the graded add_many(counter, times)."""
-    facts = _identity()
+    facts = identity()
     try:
         start.wait()
         facts["together"] = True
@@ -324,7 +319,7 @@ def add_many_here(module: ModuleType, times: int) -> dict[str, Any]:
 
 def add_and_report(reports: Any, start: Any, counter: Any, times: int) -> None:
     """The adder given to count_in_parallel: wait for the others, add times under the lock, report."""
-    facts = _identity()
+    facts = identity()
     facts["given"] = type(counter).__name__
     facts["c_type"] = _c_type(counter)
     try:
@@ -348,4 +343,9 @@ def count_together(module: ModuleType, processes: int, times: int) -> dict[str, 
     adder = functools.partial(add_and_report, reports, start)
     outcome = _attempt(module.count_in_parallel, adder, processes, times)
     left = _left_running()
-    return {"caller_pid": os.getpid(), "outcome": outcome, "reports": _reports(reports), "left_running": left}
+    return {
+        "caller_pid": os.getpid(),
+        "outcome": outcome,
+        "reports": drain(reports, FIRST_REPORT_WAIT),
+        "left_running": left,
+    }

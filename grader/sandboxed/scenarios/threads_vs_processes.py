@@ -32,6 +32,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from grader.sandboxed.scenarios.facts import error_fact
+
 MEET_WAIT = 8.0  # seconds a CPU-bound task waits for the others to start; they start within a second or two
 WAIT = 30.0  # seconds the scenario waits for a graded function
 GAP = 0.0002  # two steps of a spinning task further apart than this: it may have been paused in between
@@ -132,12 +134,6 @@ def _plain(value: Any, depth: int = 0) -> Any:
     return repr(value)
 
 
-def _error(exc: BaseException) -> dict[str, str]:
-    kind = type(exc)
-    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
-    return {"type": name, "message": str(exc)}
-
-
 def _call(function: Callable[..., Any], *args: Any) -> dict[str, Any]:
     """Call a graded function in a helper thread, waiting at most WAIT seconds.
 
@@ -153,7 +149,7 @@ def _call(function: Callable[..., Any], *args: Any) -> dict[str, Any]:
             value = function(*args)
             outcome["value"] = list(value) if isinstance(value, Iterator) else value
         except BaseException as exc:  # the exception is the fact to report
-            outcome["raised"] = _error(exc)
+            outcome["raised"] = error_fact(exc)
             outcome["exception"] = exc
         outcome["seconds"] = time.monotonic() - begun
 
@@ -179,7 +175,7 @@ def choose(module: ModuleType, kinds: list[str]) -> list[dict[str, Any]]:
         except NotImplementedError:
             raise
         except Exception as exc:  # the error is the fact to report
-            answers.append({"kind": kind, "raised": _error(exc)})
+            answers.append({"kind": kind, "raised": error_fact(exc)})
             continue
         name = chosen.__name__ if isinstance(chosen, type) else repr(chosen)
         answers.append({"kind": kind, "returned": name, "is_class": isinstance(chosen, type)})

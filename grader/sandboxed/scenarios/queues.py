@@ -121,6 +121,12 @@ def produce_after_first(source: tuple[int, int, Any], results: Any) -> None:
         first_flushed.set()
 
 
+def put_all(tasks: Any, items: list[Any]) -> None:
+    """Put every item; the process ends only once its queue's feeder has written them all to the pipe."""
+    for item in items:
+        tasks.put(item)
+
+
 def mark_handled(counts: Any, pids: Any, delay: float, item: int) -> None:
     """Handler for work: take `delay` seconds, then count item as handled here."""
     time.sleep(delay)
@@ -229,10 +235,11 @@ def _start_consumer(module: ModuleType, tasks: Any, results: Any, errors: Any) -
 def consume_until_sentinel(module: ModuleType, count: int) -> dict[str, Any]:
     """A consumer process over count items, the sentinel, and one more item after it."""
     tasks, results, errors = multiprocessing.Queue(), multiprocessing.Queue(), multiprocessing.Queue()
-    for item in range(count):
-        tasks.put(item)
-    tasks.put(None)
-    tasks.put("after-the-sentinel")
+    # Every item is in the pipe before the consumer starts (a putter that has ended has flushed them):
+    # a consumer that stops when empty() says so then fails only the test of the gap, and always does.
+    putter = multiprocessing.Process(target=put_all, args=(tasks, [*range(count), None, "after-the-sentinel"]))
+    putter.start()
+    putter.join(WAIT)
     consumer = _start_consumer(module, tasks, results, errors)
     handled = _drain(results, count, consumer)
     consumer.join(STOP_WAIT)

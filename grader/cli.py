@@ -60,7 +60,8 @@ HELP_WORKERS = "parallel test workers (pytest-xdist); 0 runs the tests one by on
 HELP_JSON = "also write the scorecard as JSON to this file"
 HELP_FAIL_UNDER = "exit with status 1 when the score is under this percentage"
 HELP_CALL_TIMEOUT = (
-    f"seconds one call into the graded code may take before it counts as a timeout (default: {DEFAULT_CALL_TIMEOUT:g})"
+    "seconds one call into the graded code may take before it counts as a timeout "
+    f"(default: {DEFAULT_CALL_TIMEOUT:g}); above the default, checks that need longer get their budget scaled up alike"
 )
 HELP_DEADLINE = (
     f"seconds the whole run may take; tests not finished by then score 0 as errors (default: {DEFAULT_DEADLINE:g})"

@@ -39,14 +39,14 @@ from types import FrameType
 import psutil
 
 from grader.manifest import HIDDEN_TESTS_DIR, Exercise
+from grader.plugin import DEFAULT_CALL_TIMEOUT
 from grader.sandbox import become_subreaper, sweep_descendants
 
 PYTEST_INI = HIDDEN_TESTS_DIR / "pytest.ini"
 PLUGINS = ("xdist.plugin", "pytest_metadata.plugin", "pytest_jsonreport.plugin", "pytest_timeout", "grader.plugin")
 # A hidden test whose sandboxed calls are all bounded never gets near this;
 # it only stops a test that is stuck in the trusted side itself.
-BACKSTOP_FACTOR = 4
-BACKSTOP_MINIMUM = 120.0
+BACKSTOP = 120.0  # seconds, at the default --call-timeout: three times the longest scenario's budget
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 STOP_GRACE = 5.0  # seconds a stopped pytest gets to write the report of what finished
 KILL_WAIT = 10.0  # seconds to wait for pytest to die after SIGKILL
@@ -108,7 +108,7 @@ class StopRequest:
 
 
 def pytest_command(exercises: list[Exercise], submission: Path, workdir: Path, settings: RunSettings) -> list[str]:
-    backstop = max(BACKSTOP_MINIMUM, BACKSTOP_FACTOR * settings.call_timeout)
+    backstop = BACKSTOP * max(1.0, settings.call_timeout / DEFAULT_CALL_TIMEOUT)  # grows like call_budget
     command = [sys.executable, "-m", "pytest", "-c", str(PYTEST_INI), "--rootdir", str(HIDDEN_TESTS_DIR)]
     for plugin in PLUGINS:
         command += ["-p", plugin]

@@ -21,10 +21,10 @@ def _runs(version: str) -> bool:
     return interpreter is not None and subprocess.run([interpreter, "-c", ""], capture_output=True).returncode == 0
 
 
-# The tests marked heavy grade dozens of whole fixture submissions: run them
-# once, on the newest Python here, so that CI stays well inside its time limit.
-# Every Python still runs the grader's own tests, the sandbox, and the grading
-# of every solution and stub under every start method.
+# The tests marked heavy grade whole submissions by the dozen (fixtures, attacks,
+# bad input, faults): run them once, on the newest Python here, so that CI stays
+# well inside its time limit. Every Python still runs the grader's unit tests and
+# the sandbox's, and grades every reference solution under every start method.
 NEWEST = next((version for version in reversed(PYTHONS) if _runs(version)), PYTHONS[-1])
 
 

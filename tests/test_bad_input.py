@@ -23,6 +23,9 @@ from grader.target import NOT_STAGED, choose_target, stage
 
 from .conftest import ROOT, Graded, leftovers
 
+# Slow: `nox -s tests` runs these on the newest installed Python only (see the noxfile).
+pytestmark = pytest.mark.heavy
+
 MANIFEST = load_manifest()
 FULL = {exercise.id: float(exercise.max_points) for exercise in MANIFEST.exercises}
 HUGE_BYTES = 700 << 20  # sparse: no disk space, no time to create

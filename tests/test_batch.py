@@ -7,7 +7,12 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import ROOT, grader_environment, validate_scorecard
+
+# Slow: `nox -s tests` runs these on the newest installed Python only (see the noxfile).
+pytestmark = pytest.mark.heavy
 
 
 def run(tmp_path, *args: str) -> subprocess.CompletedProcess:

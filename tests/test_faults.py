@@ -25,6 +25,9 @@ from grader.scorecard import TestScore as ScoredTest  # not collected as a test 
 
 from .conftest import ROOT, TIERS_HERE, Graded, grader_environment, leftovers, recorded_pids, validate_scorecard
 
+# Slow: `nox -s tests` runs these on the newest installed Python only (see the noxfile).
+pytestmark = pytest.mark.heavy
+
 NO_RESULT = "the test did not finish"
 SIZES = {"a": 800, "b": 400}  # tests in the two scorecards a writer alternates between
 RUN_TIMEOUT = 300  # seconds any one grading run below may take before the test gives up on it

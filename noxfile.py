@@ -32,10 +32,13 @@ NEWEST = next((version for version in reversed(PYTHONS) if _runs(version)), PYTH
 def tests(session: nox.Session) -> None:
     """The project's own test suite (pytest, in parallel); heavy tests on the newest Python only."""
     session.install("-e", ".")
-    selection = [] if session.posargs or session.python == NEWEST else ["-m", "not heavy"]
-    # Most tests wait on grader subprocesses (and on the timeouts of mistaken
-    # fixtures) rather than compute: four workers halve the run on 2 cores.
-    session.run("python", "-m", "pytest", "-n", "4", *selection, *session.posargs)
+    heavy = session.python == NEWEST
+    selection = [] if session.posargs or heavy else ["-m", "not heavy"]
+    # Many tests wait on grader subprocesses (and on the timeouts of mistaken
+    # fixtures) rather than compute: more workers than cores shorten the run,
+    # the heavy one most (measured on 2 cores: 6 workers, 5.6 min; 4, 6.8 min).
+    workers = "6" if heavy else "4"
+    session.run("python", "-m", "pytest", "-n", workers, *selection, *session.posargs)
 
 
 @nox.session

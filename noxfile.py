@@ -36,7 +36,7 @@ def tests(session: nox.Session) -> None:
     selection = [] if session.posargs or heavy else ["-m", "not heavy"]
     # Many tests wait on grader subprocesses (and on the timeouts of mistaken
     # fixtures) rather than compute: more workers than cores shorten the run,
-    # the heavy one most (measured on 2 cores: 6 workers, 5.6 min; 4, 6.8 min).
+    # the heavy one most.
     workers = "6" if heavy else "4"
     session.run("python", "-m", "pytest", "-n", workers, *selection, *session.posargs)
 

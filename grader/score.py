@@ -75,11 +75,12 @@ def score_exercise(exercise: Exercise, results: list[TestResult], problem: str |
             groups = [[TestResult(missing, ERROR, 0.0, problem or "no hidden test reported for this task", "")]]
         # A test skipped under every start method (it cannot be checked on this machine, say a
         # parallelism test on one CPU) neither earns nor costs: the task's other tests share its points.
-        checked = [runs for runs in groups if not _all_skipped(runs)] or groups
-        share = Fraction(task.points, len(checked))
-        scored = [
-            _score_test(runs, share if runs in checked else Fraction(0), task.hint, len(methods) > 1) for runs in groups
-        ]
+        # If every test of the task skipped, nothing was checked: they keep their shares and earn nothing.
+        nothing_checked = all(_all_skipped(runs) for runs in groups)
+        counted = [runs for runs in groups if nothing_checked or not _all_skipped(runs)]
+        share = Fraction(task.points, len(counted))
+        several = len(methods) > 1
+        scored = [_score_test(runs, share if runs in counted else Fraction(0), task.hint, several) for runs in groups]
         earned = share * sum(1 for test in scored if test.outcome == PASSED)
         earned_total += earned
         tests += scored
@@ -110,8 +111,12 @@ def exact_score(exercise: ExerciseScore) -> Fraction:
     """The exercise's score without rounding: each task's points times its share of passed tests."""
     earned = Fraction(0)
     for task in exercise.tasks:
-        outcomes = [test.outcome for test in exercise.tests if test.task == task.number]
-        checked = [outcome for outcome in outcomes if outcome != SKIPPED] or outcomes  # as in score_exercise
+        # The tests that share the task's points, as in score_exercise: not those skipped everywhere.
+        checked = [
+            test.outcome
+            for test in exercise.tests
+            if test.task == task.number and not (test.outcome == SKIPPED and test.max_score == 0)
+        ]
         earned += Fraction(int(task.max_score)) * checked.count(PASSED) / len(checked)
     return earned
 

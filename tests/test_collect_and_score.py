@@ -155,6 +155,11 @@ def test_a_test_this_machine_cannot_run_gives_its_points_to_the_tasks_other_test
     scored = score_exercise(EXERCISE, results)
     assert scored.tasks[0].score == 1.5 and scored.status == "failed"
     assert total([scored]) == (3.5, 5.0, 70.0)
+    # Skipped under one method, passed under another: not a skip everywhere, so it counts and earns nothing.
+    mixed = [result("test_a", 1, PASSED, m) for m in methods] + [result("test_b", 1, SKIPPED, "fork")]
+    mixed += [result("test_b", 1, PASSED, "spawn")] + [result("test_d", 2, PASSED, m) for m in methods]
+    scored = score_exercise(EXERCISE, mixed)
+    assert scored.tasks[0].score == 1.5 and total([scored]) == (3.5, 5.0, 70.0)
     # Every test of a task skipped: nothing was checked, nothing is earned.
     only_skips = [result("test_b", 1, SKIPPED), result("test_d", 2, PASSED)]
     scored = score_exercise(EXERCISE, only_skips)

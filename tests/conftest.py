@@ -48,6 +48,11 @@ class Graded:
         return {t["id"].split("::")[-1]: t for t in self.exercise(exercise_id)["tests"]}
 
 
+def only_options(exercise_ids: list[str]) -> list[str]:
+    """The grader's options that grade just these exercises."""
+    return [option for exercise_id in exercise_ids for option in ("--only", exercise_id)]
+
+
 def validate_scorecard(scorecard: dict[str, Any]) -> None:
     validator = jsonschema.Draft202012Validator(load_schema(), format_checker=jsonschema.FormatChecker())
     validator.validate(scorecard)

@@ -21,7 +21,7 @@ import pytest
 from grader.manifest import load_manifest
 from grader.target import NOT_STAGED, choose_target, stage
 
-from .conftest import ROOT, Graded, leftovers
+from .conftest import ROOT, Graded, leftovers, only_options
 
 # Slow: `nox -s tests` runs these on the newest installed Python only (see the noxfile).
 pytestmark = pytest.mark.heavy
@@ -231,8 +231,7 @@ def test_a_broken_exercise_says_why_and_the_others_are_graded(grade, make_submis
     outside.mkdir()
     case.build(submission, outside)
     started = time.monotonic()
-    only = [option for exercise_id in GRADED for option in ("--only", exercise_id)]
-    graded = grade("--submission", str(submission), "--start-method", "fork", *only)
+    graded = grade("--submission", str(submission), "--start-method", "fork", *only_options(GRADED))
     elapsed = time.monotonic() - started
 
     assert graded.exit_code == 0, graded.stderr

@@ -8,7 +8,7 @@ import pytest
 
 from grader.manifest import load_manifest
 
-from .conftest import ROOT, TIERS_HERE, leftovers, living, recorded_pids, unsolve
+from .conftest import ROOT, TIERS_HERE, leftovers, living, only_options, recorded_pids, unsolve
 
 MANIFEST = load_manifest()
 FULL = {exercise.id: float(exercise.max_points) for exercise in MANIFEST.exercises}
@@ -16,10 +16,6 @@ FULL = {exercise.id: float(exercise.max_points) for exercise in MANIFEST.exercis
 
 # Enough exercises to show that one going wrong leaves the others graded.
 FIRST_THREE = MANIFEST.ids[:3]
-
-
-def only(exercise_ids: list[str]) -> list[str]:
-    return [option for exercise_id in exercise_ids for option in ("--only", exercise_id)]
 
 
 def full_tasks(exercise_id: str) -> dict[str, float]:
@@ -71,7 +67,7 @@ def test_a_partly_solved_submission_gets_exactly_its_points(grade, make_submissi
         },
         only=graded_ids,
     )
-    graded = grade("--submission", str(submission), "--start-method", "fork", *only(graded_ids))
+    graded = grade("--submission", str(submission), "--start-method", "fork", *only_options(graded_ids))
     assert graded.exit_code == 0, graded.stderr
     assert graded.exercise("processes")["score"] == FULL["processes"]
     assert graded.exercise("pool")["score"] == 0
@@ -87,7 +83,7 @@ def test_a_partly_solved_submission_gets_exactly_its_points(grade, make_submissi
 def test_a_syntax_error_is_an_error_for_that_exercise_only(grade, make_submission):
     broken_source = "def start_worker(:\n    pass\n"
     submission = make_submission(files={"01_processes/processes.py": broken_source}, only=FIRST_THREE)
-    graded = grade("--submission", str(submission), "--start-method", "fork", *only(FIRST_THREE))
+    graded = grade("--submission", str(submission), "--start-method", "fork", *only_options(FIRST_THREE))
     assert graded.exit_code == 0, graded.stderr
     broken = graded.exercise("processes")
     assert broken["status"] == "error" and broken["score"] == 0
@@ -100,7 +96,7 @@ def test_a_syntax_error_is_an_error_for_that_exercise_only(grade, make_submissio
 def test_a_missing_file_is_reported_and_the_rest_is_graded(grade, make_submission):
     submission = make_submission(only=FIRST_THREE)
     (submission / "02_pool" / "pool.py").unlink()
-    graded = grade("--submission", str(submission), "--start-method", "fork", *only(FIRST_THREE))
+    graded = grade("--submission", str(submission), "--start-method", "fork", *only_options(FIRST_THREE))
     assert graded.exit_code == 0, graded.stderr
     missing = graded.exercise("pool")
     assert missing["status"] == "error" and missing["score"] == 0

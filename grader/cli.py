@@ -247,17 +247,23 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             write_scorecard(scorecard, Path(args.json))
 
-        if scorecard.isolation["tier"] == PROCESS:
-            print(PROCESS_WARNING.format(note=scorecard.isolation["note"]), file=sys.stderr, flush=True)
+        warn_about_isolation(scorecard)
         if args.quiet:
             print(render_text(scorecard).splitlines()[-1])
         else:
             print(render_text(scorecard, verbose=args.verbose))
     if stop.first_signal is not None:
         return end_by_signal(stop.first_signal)
-    if args.fail_under is not None and scorecard.percent < args.fail_under:
-        return EXIT_UNDER
-    return EXIT_GRADED
+    return EXIT_UNDER if is_under(scorecard, args.fail_under) else EXIT_GRADED
+
+
+def warn_about_isolation(scorecard: Scorecard) -> None:
+    if scorecard.isolation["tier"] == PROCESS:
+        print(PROCESS_WARNING.format(note=scorecard.isolation["note"]), file=sys.stderr, flush=True)
+
+
+def is_under(scorecard: Scorecard, fail_under: float | None) -> bool:
+    return fail_under is not None and scorecard.percent < fail_under
 
 
 def grade_many(args: argparse.Namespace) -> int:
@@ -287,12 +293,10 @@ def grade_many(args: argparse.Namespace) -> int:
                 print(f"== {submission.name}\n{render_text(scorecard, verbose=True)}\n", flush=True)
             else:
                 print(f"{submission.name}: {render_text(scorecard).splitlines()[-1]}", flush=True)
-            if args.fail_under is not None and scorecard.percent < args.fail_under:
-                under += 1
+            under += is_under(scorecard, args.fail_under)
             if stop.first_signal is not None:  # the interrupted submission's scorecard is out: go no further
                 break
-        if scorecard.isolation["tier"] == PROCESS:
-            print(PROCESS_WARNING.format(note=scorecard.isolation["note"]), file=sys.stderr, flush=True)
+        warn_about_isolation(scorecard)
     if stop.first_signal is not None:
         return end_by_signal(stop.first_signal)
     return EXIT_UNDER if under else EXIT_GRADED

@@ -250,6 +250,45 @@ class GradedModule:
             )
         pytest.fail(f"your code raised {error.type}: {error.message}{where}", pytrace=False)
 
+    def returned(self, call: dict[str, Any], function: str) -> Any:
+        """The value of a call a scenario made with the kit's call_with_deadline; fail with why when there is none.
+
+        call is ``Called.facts()``: a hang or an exception fails the test in
+        words, naming the function and the line of graded code it raised from.
+        """
+        if call["outcome"] == "hung":
+            self._record(STATUS_PROPERTY, "timeout")
+            pytest.fail(
+                f"{function}() had not returned after {call['deadline']:g} s: it waits for something that never "
+                "comes (a join() on a process that never ends, a get() or recv() with nothing to receive, "
+                "a missing sentinel)",
+                pytrace=False,
+            )
+        if call["outcome"] == "raised":
+            error = call["error"]
+            where = f" ({error['where']})" if error.get("where") else ""
+            pytest.fail(f"{function}() raised {error['type']}: {error['message']}{where}", pytrace=False)
+        return call["value"]
+
+    def fail_on_child_errors(self, errors: list[dict[str, Any]]) -> None:
+        """Fail with the first exception graded code raised in another process (the kit's error_fact, as data).
+
+        An error fact may name the graded function that raised (``function``);
+        a NotImplementedError says that function is not written yet.
+        """
+        for error in errors:
+            where = f" ({error['where']})" if error.get("where") else ""
+            function = error.get("function") or (error["where"].rpartition(" in ")[2] if error.get("where") else None)
+            if error["type"] == "NotImplementedError":
+                pytest.fail(
+                    f"{function or 'a function'}() is not written yet: it still raises NotImplementedError in a "
+                    f"child process{where}. Replace the TODO in {self.exercise.module}.py with your code.",
+                    pytrace=False,
+                )
+            pytest.fail(
+                f"your code raised {error['type']} in a child process: {error['message']}{where}", pytrace=False
+            )
+
 
 @pytest.fixture
 def student(request: pytest.FixtureRequest, start_method: str, kata_sandbox: Sandbox, record_property) -> GradedModule:

@@ -1,4 +1,4 @@
-"""Sessions for developers and CI: nox -s tests | grade | verify | lint."""
+"""Sessions for developers and CI: nox -s tests | grade | verify | lint | flakiness | mutants."""
 
 from __future__ import annotations
 
@@ -85,3 +85,10 @@ def flakiness(session: nox.Session) -> None:
     """Grade the solutions many times under load: every run must score the same (arguments go to the script)."""
     session.install("-e", ".")
     session.run("python", "benchmarks/flakiness.py", *session.posargs)
+
+
+@nox.session
+def mutants(session: nox.Session) -> None:
+    """Grade every classic mistake made in each reference solution: each must lose points (arguments go on)."""
+    session.install("-e", ".")
+    session.run("python", "-m", "tests.mutants", *session.posargs)

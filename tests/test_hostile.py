@@ -41,19 +41,13 @@ from grader.plugin import MAX_SHOWN_OUTPUT
 from grader.protocol import MAX_REPLY_BYTES
 from grader.sandbox import SANDBOX_PROCESSES
 
-from .conftest import ROOT, TIERS_HERE, leftovers, living, recorded_pids
+from .conftest import ROOT, TIERS_HERE, hidden_tests_of_task, leftovers, living, recorded_pids
 
 # Slow: `nox -s tests` runs these on the newest installed Python only (see the noxfile).
 pytestmark = pytest.mark.heavy
 
 MANIFEST = load_manifest()
-TASK1 = ("test_target_runs_in_another_process", "test_args_kwargs_and_name_reach_the_process")
-TASK2 = (
-    "test_processes_run_at_the_same_time",
-    "test_run_all_waits_for_every_process",
-    "test_exit_codes_come_back_in_order",
-)
-TASK3 = ("test_whoami_in_the_main_process", "test_whoami_in_a_child_process")
+TASK1, TASK2, TASK3 = (hidden_tests_of_task("processes", task) for task in (1, 2, 3))
 # --call-timeout where an attack hangs: each hanging call costs this much, and the honest calls of the
 # same run must finish within it on a loaded CI runner.
 HANG_TIMEOUT = 4

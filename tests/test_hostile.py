@@ -406,7 +406,7 @@ def test_memory_bombs_and_an_output_flood_fail_cleanly(grade, make_submission, s
     graded = grade_hostile(grade, submission, tier, "-n", "0", only=("processes", "pool"))
     assert_honest(graded, "processes", {name: "failed" for name in TASK1 + TASK2})
     for name in TASK1:
-        assert "your code raised MemoryError" in message(graded, "processes", name)
+        assert "raised MemoryError" in message(graded, "processes", name)
     for name in TASK2:
         assert "your code raised OSError" in message(graded, "processes", name)
         assert "File too large" in message(graded, "processes", name)
@@ -497,8 +497,8 @@ def test_a_huge_and_a_deeply_nested_return_value_fail(grade, make_submission, sc
     source = hostile_module("processes", BIG_VALUES, ("run_all", "whoami"), scene, DEPTH=100_000)
     graded = grade_hostile(grade, submit(make_submission, "processes", source), tier, "-n", "0")
     assert_honest(graded, "processes", {name: "failed" for name in TASK2 + TASK3})
-    for name in TASK2:
-        assert "RecursionError" in message(graded, "processes", name)
+    for name in TASK2:  # too deep to be shown: the checks compared what could be read, and say so
+        assert "whose repr() failed" in message(graded, "processes", name), message(graded, "processes", name)
     for name in TASK3:
         assert "the result is too large" in message(graded, "processes", name)
     assert_nothing_left(scene, tier)

@@ -92,7 +92,7 @@ def start_worker_returns_at_once(module: ModuleType) -> dict[str, Any]:
     release = multiprocessing.Event()
     results = multiprocessing.Queue()
     call = call_with_deadline(module.start_worker, wait_for_release, (release, results), deadline=HOLD_WAIT)
-    facts: dict[str, Any] = {"outcome": call.outcome}
+    facts: dict[str, Any] = {"outcome": call.outcome, "call": call.facts()}
     if call.outcome == HUNG:
         # Waiting for its process, or stuck for another reason? Let the process end and see.
         release.set()
@@ -100,7 +100,7 @@ def start_worker_returns_at_once(module: ModuleType) -> dict[str, Any]:
         facts["after_release"] = call.facts()
     returned = call.value
     is_process = isinstance(returned, multiprocessing.process.BaseProcess)
-    facts.update(error=call.facts()["error"], is_process=is_process)
+    facts["is_process"] = is_process
     if is_process:
         facts["alive_at_return"] = returned.is_alive()
     # A target called in this process has reported by now; one in a child may take a moment.

@@ -199,18 +199,27 @@ def test_whoami_in_the_main_process(student):
 def test_whoami_in_a_child_process(student):
     """whoami in a child: its own pid and name, the starting process as parent"""
     facts = student.call("whoami_in_child")
-    assert facts["kind"] == "ok", f"whoami failed in a child process: {facts['answer']}"
-    answer = facts["answer"]
-    assert isinstance(answer, dict), f"whoami returned {answer}, not a dict"
-    assert answer.get("pid") != facts["caller_pid"], (
-        "in a child process, whoami gave the pid of the process that started it: work the answer out each time "
-        "whoami is called (os.getpid(), current_process()), not once when the module is imported"
-    )
-    assert answer.get("pid") == facts["child_pid"], (
-        f"pid is {answer.get('pid')}, not the child's own pid {facts['child_pid']}: use os.getpid()"
-    )
-    assert answer.get("name") == "kata-child", f"name is {answer.get('name')!r}, expected 'kata-child'"
-    assert answer.get("parent_pid") == facts["caller_pid"], (
-        f"parent_pid is {answer.get('parent_pid')}, but the process that started this one is {facts['caller_pid']}: "
-        "use multiprocessing.parent_process(), not os.getppid()"
-    )
+    for child in facts["children"]:
+        how = {
+            "kata-child": "a child process",
+            "kata-forked-child": "a child started with fork",
+            "kata-forkserver-child": "a child started with forkserver",
+        }[child["name"]]
+        assert child["kind"] == "ok", f"whoami failed in {how}: {child['answer']}"
+        answer = child["answer"]
+        assert isinstance(answer, dict), f"whoami returned {answer} in {how}, not a dict"
+        assert answer.get("pid") != facts["caller_pid"], (
+            f"in {how}, whoami gave the pid of the process that started it: work the answer out each time "
+            "whoami is called (os.getpid(), current_process()), not once when the module is imported"
+        )
+        assert answer.get("pid") == child["child_pid"], (
+            f"in {how}, pid is {answer.get('pid')}, not the child's own pid {child['child_pid']}: use os.getpid()"
+        )
+        assert answer.get("name") == child["name"], (
+            f"in {how}, name is {answer.get('name')!r}, expected {child['name']!r}: "
+            "use multiprocessing.current_process().name"
+        )
+        assert answer.get("parent_pid") == facts["caller_pid"], (
+            f"in {how}, parent_pid is {answer.get('parent_pid')}, but the process that started it is "
+            f"{facts['caller_pid']}: use multiprocessing.parent_process(), not os.getppid()"
+        )

@@ -27,6 +27,7 @@ import os
 import queue
 import sys
 import time
+import warnings
 from types import ModuleType
 from typing import Any
 
@@ -242,16 +243,31 @@ def report_whoami(results: Any, module_name: str) -> None:
         results.put(("raised", f"{type(exc).__name__}: {exc}"))
 
 
-def whoami_in_child(module: ModuleType) -> dict[str, Any]:
-    results = multiprocessing.Queue()
-    child = multiprocessing.Process(target=report_whoami, args=(results, module.__name__), name="kata-child")
+def _ask_child(context: Any, module_name: str, name: str) -> dict[str, Any]:
+    results = context.Queue()
+    child = context.Process(target=report_whoami, args=(results, module_name), name=name)
     child.start()
-    try:
-        kind, answer = results.get(timeout=WAIT)
-    except queue.Empty:
-        kind, answer = "silent", None
+    answer = receive(results, WAIT, alive=child.is_alive)
     child.join(WAIT)
-    return {"kind": kind, "answer": answer, "caller_pid": os.getpid(), "child_pid": child.pid}
+    kind, value = answer if answer is not None else ("silent", None)
+    return {"kind": kind, "answer": value, "child_pid": child.pid, "name": name}
+
+
+def whoami_in_child(module: ModuleType) -> dict[str, Any]:
+    """whoami in a child started with this call's start method, and in children forked and made by a forkserver.
+
+    "Right in any process, including a child started with forkserver", whatever
+    this call's own start method: a forked child shares what this process had
+    worked out at import, so an answer cached then shows under every method; a
+    forkserver child's operating-system parent is the server, so os.getppid()
+    shows under every method too.
+    """
+    children = [_ask_child(multiprocessing.get_context(), module.__name__, "kata-child")]
+    with warnings.catch_warnings():  # 3.12+ warns about forking with threads running: harmless here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        children.append(_ask_child(multiprocessing.get_context("fork"), module.__name__, "kata-forked-child"))
+    children.append(_ask_child(multiprocessing.get_context("forkserver"), module.__name__, "kata-forkserver-child"))
+    return {"children": children, "caller_pid": os.getpid()}
 
 
 def _plain_list(value: Any) -> Any:

@@ -38,6 +38,13 @@ def fail_if_not_picklable(call) -> None:
     """A task 4 call that could not send its function to the workers gets a message of its own."""
     if call["outcome"] == "raised" and looks_like_pickling(call["error"]):
         error = call["error"]
+        if "parallel_sum_of_squares" not in error["message"]:
+            pytest.fail(
+                f"the function parallel_sum_of_squares sent to the pool cannot be found by a worker process "
+                f"({error['type']}: {error['message']}): sum_of_squares must be a plain def at the top of pool.py "
+                "(task 1), not a lambda given a name",
+                pytrace=False,
+            )
         pytest.fail(
             f"parallel_sum_of_squares sent the pool a function that a worker process cannot get "
             f"({error['type']}: {error['message']}). A lambda or a function defined inside another "
@@ -189,6 +196,8 @@ def judge_pool_size(call: str, got, n_tasks: int, cpus: int) -> None:
     want = expected_pool_size(n_tasks, cpus)
     if got == want:
         return
+    if got == 0 or (is_int(got) and got < 1):
+        pytest.fail(f"{call} returned {got!r}: a pool needs at least one worker, so never return less than 1")
     if cpus == 0:
         pytest.fail(
             f"{call} returned {got!r}, expected {want}: cpus=0 was taken for cpus=None (this machine's count). "
@@ -196,8 +205,6 @@ def judge_pool_size(call: str, got, n_tasks: int, cpus: int) -> None:
             "(`cpus or ...`); the answer is never less than 1",
             pytrace=False,
         )
-    if n_tasks == 0:
-        pytest.fail(f"{call} returned {got!r}: a pool needs at least one worker, so never return less than 1")
     if got == n_tasks and n_tasks > cpus:
         pytest.fail(
             f"{call} returned {got!r}, one worker per task: with more workers than CPUs they only take "
@@ -230,7 +237,7 @@ def test_choose_pool_size_asks_os_cpu_count(student):
     machines = [{"cpu_count": facts["cpu_count"], "answers": facts["answers"]}, *facts["pretend"]]
     for machine in machines:
         cpu_count = machine["cpu_count"]
-        where = f"when os.cpu_count() returns {cpu_count}, "
+        where = f"when os.cpu_count() returns {cpu_count}{' (the count is unknown)' if cpu_count is None else ''}, "
         for entry in machine["answers"]:
             n_tasks = entry["n_tasks"]
             want = expected_pool_size(n_tasks, cpu_count)
@@ -240,14 +247,13 @@ def test_choose_pool_size_asks_os_cpu_count(student):
                     if answer["outcome"] == "raised":
                         error = answer["error"]
                         pytest.fail(
-                            f"{where}(the count is unknown), {call} raised {error['type']}: {error['message']}: "
+                            f"{where}{call} raised {error['type']}: {error['message']}: "
                             "treat an unknown count as 1 CPU (os.cpu_count() or 1)",
                             pytrace=False,
                         )
                     got = answer_of(answer, call, where)
                     assert got == want, (
-                        f"{where}(the count is unknown), {call} returned {got!r}: "
-                        "treat an unknown count as 1 CPU, so the answer is 1"
+                        f"{where}{call} returned {got!r}: treat an unknown count as 1 CPU, so the answer is 1"
                     )
                     continue
                 got = answer_of(answer, call, where)
@@ -292,8 +298,8 @@ def test_tasks_run_in_several_workers_at_once(student):
     )
     pids = [r["pid"] for r in results]
     assert facts["caller_pid"] not in pids, (
-        "the tasks ran in your own process, one after another: create a multiprocessing.Pool(processes) and "
-        "let pool.map(func, items) send them to its worker processes"
+        "the tasks ran in your own process (a loop, or a pool of threads), not in worker processes: create a "
+        "multiprocessing.Pool(processes) and let pool.map(func, items) send them to its worker processes"
     )
     assert all(r["met"] for r in results), (
         f"with processes=3, the 3 tasks never ran at the same time on a machine that says it has 1 CPU (they ran "

@@ -89,11 +89,15 @@ def _machine_with_cpus(count: int | None, module: ModuleType) -> Iterator[None]:
 class _StartedProcesses:
     """Records every process started in this process while active: pool workers of any kind of pool.
 
-    A pool is recognised by what it does (it starts processes), not by its class.
+    A pool is recognised by what it does (it starts processes), not by its
+    class. peak is the most of them running at once, counted at each start: a
+    pool that replaces its workers (maxtasksperchild) starts more processes
+    than it has workers, but never has more running.
     """
 
     def __init__(self) -> None:
         self.pids: list[int] = []
+        self.peak = 0
         self._original = multiprocessing.process.BaseProcess.start
 
     def __enter__(self) -> _StartedProcesses:
@@ -103,6 +107,7 @@ class _StartedProcesses:
             original(process)
             if process.pid is not None:
                 pids.append(process.pid)
+                self.peak = max(self.peak, len(self.running()))
 
         multiprocessing.process.BaseProcess.start = start  # type: ignore[method-assign]
         return self
@@ -231,6 +236,7 @@ def _watched_call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> di
         "call": facts,
         "type": type_name(call.value) if call.outcome == RETURNED else None,
         "started": len(started.pids),
+        "peak": started.peak,
         "left_running": seen["running"],
         "pools": seen["pools"],
         "pending_at_terminate": watch.pending_at_terminate,

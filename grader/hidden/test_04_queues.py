@@ -311,8 +311,9 @@ def test_collect_drains_before_joining(student):
     facts = student.call("collect_big", producers, chunks, size, timeout=CALL)
     if facts["outcome"] == "hung" and facts["stuck_with_data"]:
         pytest.fail(
-            f"collect did not return within {facts['deadline']:g} s: {facts['stuck_with_data']} producer(s) had put "
-            "all their data (2 MB each, more than a pipe holds) but could not end, because a process that put "
+            f"collect did not return within {facts['deadline']:g} s: {facts['stuck_with_data']} of the {producers} "
+            "producers had put all their data (2 MB each, more than a pipe holds) but could not end, because a "
+            "process that put "
             "items on a queue ends only once they are read, and nothing read them. Take every item off the queue "
             "first (until one None per producer), then join the producers",
             pytrace=False,

@@ -55,7 +55,7 @@ from types import ModuleType
 from typing import Any
 
 from grader.sandboxed.scenarios.kit import HUNG, RETURNED, Called, call_with_deadline, drain, error_fact, plain
-from grader.sandboxed.scenarios.queues import StartRecorder
+from grader.sandboxed.scenarios.queues import StartRecorder, same
 
 # Forking from the thread that runs the graded code is safe here (nothing else holds a lock
 # the child needs); Python 3.12+ warns about it anyway.
@@ -81,11 +81,6 @@ def payload(seq: int) -> Any:
         bytes([seq % 256]) * (BIG if seq % 5 == 4 else 17),
     ]
     return kinds[seq % 3] if seq % 5 != 4 else kinds[2]
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal and of the same type: 0, False and 0.0 are different messages here."""
-    return type(a) is type(b) and a == b
 
 
 def shown(value: Any) -> str:

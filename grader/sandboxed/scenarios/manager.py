@@ -328,12 +328,17 @@ class ContestedDict:
                     return
             time.sleep(0.001)
 
-    def _read(self) -> Any:
+    def _count_read(self) -> None:
         if not self._has_read and self.turn is not None:
             self._has_read = True
             with self._books:
                 self._reads.value += 1
-        return self._proxy
+
+    def _reading(self, operation: str, *args: Any) -> Any:
+        """A read: done first, then counted, so that no first write comes before it has happened."""
+        result = getattr(self._proxy, operation)(*args)
+        self._count_read()
+        return result
 
     def _write(self, operation: str, *args: Any) -> Any:
         first = not self._has_written and self.turn is not None
@@ -351,36 +356,36 @@ class ContestedDict:
 
     # Reads.
     def __getitem__(self, key: Any) -> Any:
-        return self._read()[key]
+        return self._reading("__getitem__", key)
 
     def get(self, *args: Any) -> Any:
-        return self._read().get(*args)
+        return self._reading("get", *args)
 
     def __contains__(self, key: Any) -> bool:
-        return key in self._read()
+        return self._reading("__contains__", key)
 
     def keys(self) -> Any:
-        return self._read().keys()
+        return self._reading("keys")
 
     def values(self) -> Any:
-        return self._read().values()
+        return self._reading("values")
 
     def items(self) -> Any:
-        return self._read().items()
+        return self._reading("items")
 
     def copy(self) -> Any:
-        return self._read().copy()
+        return self._reading("copy")
 
     def _getvalue(self) -> Any:
-        return self._read()._getvalue()
+        return self._reading("_getvalue")
 
     def __len__(self) -> int:
-        return len(self._read())
+        return self._reading("__len__")
 
     def __iter__(self) -> Any:
-        return iter(self._read().keys())
+        return iter(self._reading("keys"))
 
-    # Writes.
+    # Writes; the ones that read too count as a read first (they read and write in one step).
     def __setitem__(self, key: Any, value: Any) -> None:
         self._write("__setitem__", key, value)
 
@@ -394,15 +399,15 @@ class ContestedDict:
         self._write("clear")
 
     def pop(self, *args: Any) -> Any:
-        self._read()
+        self._count_read()
         return self._write("pop", *args)
 
     def popitem(self) -> Any:
-        self._read()
+        self._count_read()
         return self._write("popitem")
 
     def setdefault(self, *args: Any) -> Any:
-        self._read()
+        self._count_read()
         return self._write("setdefault", *args)
 
 

@@ -70,6 +70,7 @@ HOLD_SECOND = 1.5  # all but the last stay in second() this long, unless run_in_
 STUCK_AFTER = 4.0  # a run_in_step worker not past the barrier this long after all arrived is stopped
 STUCK_ALONE = 15.0  # ... or this long after its own arrival, if the others never come
 STUCK_EXIT = 75
+RUN_DEADLINE = 12.0  # run_in_step of a few processes is given this long (a correct one needs a few seconds)
 NO_INDEX = -(10**9)
 CHECK_WAIT = 5.0  # every waiter must be asleep on the condition this long after it called wait_for_items
 ITEMS_TIMEOUT = 1.0  # the timeout of a wait_for_items that is woken again and again without its items
@@ -813,12 +814,11 @@ def _one_run(module: ModuleType, count: int, hold: bool) -> dict[str, Any]:
         returned.value = 1
         return {"running": still, "passed": [value - 1 if value else None for value in passed]}
 
-    call = call_with_deadline(module.run_in_step, count, first, second, deadline=WAIT, after=at_return)
+    call = call_with_deadline(module.run_in_step, count, first, second, deadline=RUN_DEADLINE, after=at_return)
     returned.value = 1
-    if call.outcome == HUNG:
-        call = call.wait_longer(STUCK_AFTER + 2.0)
     others = [pid for pid in set(pids) if pid and pid != os.getpid()]
-    wait_until(lambda: not any(is_running(pid) for pid in others), WAIT)
+    # After a hang, the sandbox stops what is left when the scenario ends: no need to wait long for it.
+    wait_until(lambda: not any(is_running(pid) for pid in others), WAIT if call.outcome != HUNG else 2.0)
     return {
         "count": count,
         "call": _call_facts(call),

@@ -131,9 +131,9 @@ def test_pay_with_fee_holds_the_lock_from_deposit_to_charge(student):
         "then account.charge(fee)"
     )
     assert (facts["deposited"], facts["charged"]) == (facts["expected_deposited"], facts["expected_charged"]), (
-        f"deposit() was given {facts['deposited']} in all and charge() {facts['charged']}, but the payments were "
-        f"{facts['expected_deposited']} and {facts['expected_charged']} in fees: call account.deposit(amount) "
-        "and account.charge(fee)"
+        f"deposit() was given {facts['deposited']} in all and charge() {facts['charged']}, but the payments came to "
+        f"{facts['expected_deposited']} and their fees to {facts['expected_charged']}: call "
+        "account.deposit(amount) and account.charge(fee)"
     )
     unheld = facts["unheld_deposits"] + facts["unheld_charges"]
     assert unheld == 0, (
@@ -175,8 +175,9 @@ def test_pay_with_fee_lets_go_of_the_lock_when_a_call_raises(student):
         )
     after = facts["after"]
     student.returned(after, "pay_with_fee")
-    assert facts["after_balance"] == 9, (
-        f"a payment of 10 with a fee of 1, after one that failed, left the balance at {facts['after_balance']}, not 9"
+    assert facts["after_change"] == 9, (
+        f"a payment of 10 with a fee of 1, after one that failed, changed the balance by {facts['after_change']}, "
+        "not by 9"
     )
 
 

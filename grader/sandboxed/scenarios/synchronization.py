@@ -509,8 +509,9 @@ def pay_lets_go_when_a_call_fails(module: ModuleType) -> dict[str, Any]:
     account = Account(lock, fail="deposit")
     call_with_deadline(module.pay_with_fee, account, 10, 1, deadline=CALL_WAIT)
     account._fail = None
+    before = account.facts()["balance"]
     call = call_with_deadline(module.pay_with_fee, account, 10, 1, deadline=CALL_WAIT)
-    facts.update(after=_call_facts(call), after_balance=account.facts()["balance"])
+    facts.update(after=_call_facts(call), after_change=account.facts()["balance"] - before)
     return facts
 
 

@@ -36,6 +36,12 @@ def fail_on_flag_after_start(error: dict[str, Any] | None, function: str) -> Non
         )
 
 
+def program_said(facts: dict[str, Any]) -> str:
+    """The program's last line of error output, as a clause, if it wrote any."""
+    said = last_line(facts["stderr"])
+    return f" (the program's last words: {said})" if said else ""
+
+
 def check_program_ran(facts, function: str) -> None:
     """Fail with the program's own error when the fresh parent did not get to the end of its main code."""
     assert not facts["timed_out"], (
@@ -156,7 +162,9 @@ def test_a_daemon_does_not_keep_its_parent_alive(student):
     facts = student.call("daemon_parent_lifetime", timeout=PROGRAM_CALL)
     check_program_ran(facts, "start_daemon")
     daemon = facts["workers"]["daemon"]
-    assert daemon["started"] is not None, "the daemon never started its work: start_daemon must start() the process"
+    assert daemon["started"] is not None, (
+        f"the daemon never started its work{program_said(facts)}: start_daemon must start target(*args) in the process"
+    )
     if daemon["done"] is not None and facts["main_returned"] >= daemon["done"]:
         pytest.fail(
             f"start_daemon returned only after its daemon had finished {facts['long']:g} s of work: it waited for "
@@ -292,7 +300,7 @@ def test_the_parent_waits_for_essential_jobs_only(student):
     check_program_ran(facts, "start_jobs")
     background, essential = facts["workers"]["background"], facts["workers"]["essential"]
     assert background["started"] is not None and essential["started"] is not None, (
-        "a job never started its work: start_jobs must start() every process"
+        f"a job never started its work{program_said(facts)}: start_jobs must start target(*args) in a process per job"
     )
     assert essential["done"] is not None, (
         f"the job that must finish ({facts['short']:g} s of work) was cut off when the program ended: "

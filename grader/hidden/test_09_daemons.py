@@ -67,14 +67,14 @@ def value_of(student, call: dict[str, Any], function: str, shown: str) -> Any:
     return student.returned(call, function)
 
 
-def held_call(student, facts: dict[str, Any], function: str, children: str) -> None:
+def held_call(student, facts: dict[str, Any], function: str, children: str, them: str = "them") -> None:
     """Fail a call that should have returned while its children still waited for the scenario."""
     if facts["outcome"] == "hung":
         # It never returned, even once its children could end: a hang of its own, not a wait for them.
         student.returned(facts["after_release"], function)
         pytest.fail(
-            f"{function} returned only once {children} could end: it waits for them (join(), or is_alive() "
-            "in a loop). Start them and return at once: the caller decides when to wait",
+            f"{function} returned only once {children} could end: it waits for {them} (join(), or is_alive() "
+            f"in a loop). Start {them} and return at once: the caller decides when to wait",
             pytrace=False,
         )
     if facts["outcome"] == "raised":
@@ -146,7 +146,7 @@ def test_start_daemon_returns_while_the_daemon_runs(student):
     assert report is None or report["pid"] != facts["caller_pid"], (
         f"the target ran in the calling process: {RAN_IN_CALLER}"
     )
-    held_call(student, facts, "start_daemon", "its daemon")
+    held_call(student, facts, "start_daemon", "its daemon", "it")
     assert facts["is_process"] and facts["started"], (
         f"start_daemon returned {facts['returned_type']}, not the started Process"
     )
@@ -481,7 +481,7 @@ def test_start_supervisor_returns_while_the_supervisor_runs(student):
             "process of its own that runs supervise, and return it without waiting",
             pytrace=False,
         )
-    held_call(student, facts, "start_supervisor", "the supervisor's workers")
+    held_call(student, facts, "start_supervisor", "the supervisor's workers", "the supervisor")
     assert facts["is_process"] and facts["started"], (
         f"start_supervisor returned {facts['returned_type']}, not the started Process"
     )

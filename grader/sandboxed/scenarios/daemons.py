@@ -239,8 +239,8 @@ def start_jobs_mixed(module: ModuleType, must_finish: list[bool]) -> dict[str, A
     facts["returned_type"] = type_name(returned)
     facts["processes"] = [_process_facts(p) for p in listed] if listed is not None else None
     facts["alive_at_return"] = snapshot.get("alive")
-    # Let every child that was started record itself before the release.
-    deadline = time.monotonic() + WAIT
+    # Let every child that was started record itself before the release (a call that raised started few, if any).
+    deadline = time.monotonic() + (WAIT if listed is not None else 2.0)
     while time.monotonic() < deadline and not all(slots[3 * i + 2] for i in range(len(must_finish))):
         if listed is not None and not any(_is_started_process(p) and p.is_alive() for p in listed):
             time.sleep(0.3)

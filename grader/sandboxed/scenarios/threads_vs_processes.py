@@ -16,10 +16,11 @@ Evidence used, and why (never a speed-up factor: other work shares the CPUs):
   exactly max_workers inside; a smaller one never gets there (its tasks give
   up GIVE_UP seconds after the first began); a bigger one, or a thread per
   item, lets the next task in while the others still wait. os.cpu_count() is
-  faked to 16 meanwhile, so that a pool sized by the machine instead of by
-  max_workers shows on any machine. For processes, the processes started
-  during the call are counted too (a pool may start its workers ahead of
-  the work, so this does not depend on when they got to run).
+  faked meanwhile (to more CPUs than max_workers, or fewer), so that a pool
+  sized or capped by the machine instead of by max_workers shows on any
+  machine. For processes, the processes started during the call are counted
+  too (a pool may start its workers ahead of the work, so this does not
+  depend on when they got to run).
 - Order (see chain): every task waits until the next item's task is done, so
   the tasks finish last item first, and results gathered as they finish come
   back reversed every time.
@@ -63,7 +64,6 @@ GIVE_UP = 8.0  # seconds after the first task began that every waiting task give
 CHAIN_GAP = 0.2  # seconds between the ends of two tasks of a chain, last item first
 CREATE_COST = 0.5  # seconds the stand-in executor takes to be created
 POLL = 0.005
-FAKE_CPUS = 16
 
 
 # ---------------------------------------------------------------- what the workers run
@@ -288,11 +288,11 @@ def _run_function(module: ModuleType, kind: str) -> Any:
     return module.run_io_bound if kind == "io" else module.run_cpu_bound
 
 
-def at_once(module: ModuleType, kind: str, count: int, max_workers: int) -> dict[str, Any]:
-    """run_io_bound or run_cpu_bound over count waves tasks, on a machine that seems to have 16 CPUs."""
+def at_once(module: ModuleType, kind: str, count: int, max_workers: int, cpus: int) -> dict[str, Any]:
+    """run_io_bound or run_cpu_bound over count wave tasks, on a machine that seems to have cpus CPUs."""
     with tempfile.TemporaryDirectory() as folder:
         jobs = _jobs(folder, count, max_workers=max_workers)
-        with fake_cpu_count(FAKE_CPUS), counted_process_starts() as started:
+        with fake_cpu_count(cpus), counted_process_starts() as started:
             call = _called(_run_function(module, kind), wave, jobs, max_workers)
     return {
         "caller_pid": os.getpid(),
@@ -300,7 +300,7 @@ def at_once(module: ModuleType, kind: str, count: int, max_workers: int) -> dict
         "processes_started": len(started),
         "count": count,
         "max_workers": max_workers,
-        "cpus": FAKE_CPUS,
+        "cpus": cpus,
     }
 
 

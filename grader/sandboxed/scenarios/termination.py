@@ -51,8 +51,8 @@ from grader.sandboxed.scenarios.kit import HUNG, call_with_deadline, error_fact,
 
 WAIT = 20.0  # seconds any blocking call here may wait: long, because a loaded machine is slow
 STEP = 0.05  # seconds of one step of a worker's pretend work
-DIE_AFTER = 1.2  # seconds the worker given to stop() takes to die of its SIGTERM: longer than a join(1)
-KILL_DELAY = 0.25  # seconds between a Worker's kill() and its SIGKILL
+DIE_AFTER = 1.6  # seconds the worker given to stop() takes to die of its SIGTERM: longer than a join(1)
+KILL_DELAY = 0.5  # seconds between a Worker's kill() and its SIGKILL
 STOP_WAIT = 3.0  # seconds a graceful worker has to end after SIGTERM
 WORK_TIME = 1.0  # seconds graceful_worker works before the scenario sends SIGTERM
 WILLING_AFTER = 0.2  # seconds a willing worker takes to end after SIGTERM
@@ -61,6 +61,7 @@ CALL_DEADLINE = 8.0  # seconds stop() may take before it counts as hanging
 
 # The slots of the record a graceful worker's wrapped time.sleep and signal.signal fill in.
 STEPS, LONGEST, HANDLED_AT = 0, 1, 2
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # ---------------------------------------------------------------- the processes handed to graded code
@@ -181,6 +182,16 @@ def _start(target: Any, *args: Any) -> Worker:
     return process
 
 
+def _cpu_seconds(pid: int | None) -> float | None:
+    """CPU time (user and system) a process has used so far, from /proc; None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stream:
+            fields = stream.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 def _is_closed(process: multiprocessing.process.BaseProcess) -> bool:
     try:
         process.is_alive()
@@ -239,7 +250,7 @@ def stop_worker(module: ModuleType, force: bool) -> dict[str, Any]:
     process = _start(slow_to_die_worker, got_sigterm, DIE_AFTER)
     kwargs = {"force": True} if force else {}
     facts = _call_and_look(module, "stop", process, deadline=CALL_DEADLINE, **kwargs)
-    facts["got_sigterm"] = bool(got_sigterm.value)
+    facts.update(got_sigterm=bool(got_sigterm.value), dies_after=DIE_AFTER)
     return facts
 
 
@@ -298,12 +309,17 @@ def graceful_worker_run(module: ModuleType, race: bool) -> dict[str, Any]:
         target=graceful_in_child, args=(module.__name__, ready, cleaned_up, record, errors)
     )
     process.start()
-    facts: dict[str, Any] = {"ready": _wait_ready(process, ready)}
+    facts: dict[str, Any] = {"ready": _wait_ready(process, ready), "work_time": WORK_TIME}
     if facts["ready"] and not race:
+        cpu_before = _cpu_seconds(process.pid)
         wait_until(lambda: not process.is_alive(), WORK_TIME)  # it works; it should not end by itself
+        cpu_after = _cpu_seconds(process.pid)
+        # A loop that steps with time.sleep uses milliseconds of CPU; one that never blocks, all it can get.
+        if cpu_before is not None and cpu_after is not None and process.is_alive():
+            facts["cpu_while_working"] = cpu_after - cpu_before
     facts["alive_before"] = process.is_alive()
     facts["exitcode_before"] = process.exitcode
-    facts["cleaned_before"] = bool(cleaned_up.value)
+    facts["cleaned_before"] = cleaned_up.value
     facts["steps_before"] = int(record[STEPS])
     started = time.monotonic()
     if not race:
@@ -311,7 +327,7 @@ def graceful_worker_run(module: ModuleType, race: bool) -> dict[str, Any]:
     process.join(STOP_WAIT)
     facts["stop_seconds"] = time.monotonic() - started
     facts["exitcode"] = process.exitcode
-    facts["cleaned_up"] = bool(cleaned_up.value)
+    facts["cleaned_up"] = cleaned_up.value
     if process.exitcode is None:
         process.kill()
         process.join(WAIT)

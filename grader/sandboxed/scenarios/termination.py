@@ -72,6 +72,7 @@ class Worker(multiprocessing.Process):
 
     terminated_at: float | None = None
     killed_at: float | None = None
+    killed_while_alive = False
 
     def terminate(self) -> None:
         if self.terminated_at is None:
@@ -82,6 +83,8 @@ class Worker(multiprocessing.Process):
         self._check_closed()  # a closed Process refuses, as the real kill() does
         if self.killed_at is None:
             self.killed_at = time.monotonic()
+        if self.exitcode is None:  # a kill() of a process that has ended already is harmless
+            self.killed_while_alive = True
         timer = threading.Timer(KILL_DELAY, self._kill_now)
         timer.daemon = True
         timer.start()
@@ -235,6 +238,7 @@ def _call_and_look(module: ModuleType, function: str, process: Worker, *args: An
         "closed": _is_closed(process),
         "terminate_called": process.terminated_at is not None,
         "kill_called": process.killed_at is not None,
+        "killed_while_alive": process.killed_while_alive,
         "kill_after_terminate": _kill_gap(process, call),
     }
     _finish(process, pid)

@@ -12,8 +12,11 @@ EXERCISE = "termination"
 SIGTERM_CODE = -int(signal.SIGTERM)  # -15
 SIGKILL_CODE = -int(signal.SIGKILL)  # -9
 WILLING_TIMEOUT = 3.0  # seconds shutdown gives a worker that ends 0.2 s after SIGTERM
-STUBBORN_TIMEOUTS = [0.5, 2.0]  # seconds shutdown gives a worker that ignores SIGTERM: no one constant fits both
-STUBBORN_GRACE = 0.5  # seconds shutdown gives the workers whose Process must be closed afterwards
+# Seconds shutdown gives a worker that ignores SIGTERM: a fixed wait is early (< 0.9 x 2.5) or late (> 1.0 + 1.0)
+# for one of them. Both stay well above the moment a Worker's SIGKILL takes (0.5 s), so kill() then join(timeout)
+# is never caught out by it.
+STUBBORN_TIMEOUTS = [1.0, 2.5]
+RELEASE_TIMEOUT = 1.5  # seconds shutdown gives the workers whose Process must be closed afterwards
 LATE_MARGIN = 1.0  # seconds past the timeout by which kill() must have come
 MAX_STEP = 0.25  # seconds: the longest step of work that still counts as small (WORK_STEP is 0.05)
 # CPU seconds a worker may use while it works for a second: stepping with time.sleep takes milliseconds,
@@ -290,7 +293,7 @@ def test_shutdown_kills_a_stubborn_worker_once_the_timeout_has_passed(student):
 @pytest.mark.task(4)
 def test_shutdown_releases_the_process(student):
     """After shutdown the Process object is closed, whether the worker stopped politely or was killed"""
-    facts = student.call("shutdown_releases", STUBBORN_GRACE, timeout=CALL)
+    facts = student.call("shutdown_releases", RELEASE_TIMEOUT, timeout=CALL)
     for kind, said in (("plain", "stopped by SIGTERM"), ("stubborn", "killed after the timeout")):
         run = facts[kind]
         # An error fails here too (close() is part of it); a hang or a wrong exit code is task 3's.

@@ -72,7 +72,6 @@ class Worker(multiprocessing.Process):
 
     terminated_at: float | None = None
     killed_at: float | None = None
-    killed_while_alive = False
 
     def terminate(self) -> None:
         if self.terminated_at is None:
@@ -83,8 +82,6 @@ class Worker(multiprocessing.Process):
         self._check_closed()  # a closed Process refuses, as the real kill() does
         if self.killed_at is None:
             self.killed_at = time.monotonic()
-        if self.exitcode is None:  # a kill() of a process that has ended already is harmless
-            self.killed_while_alive = True
         timer = threading.Timer(KILL_DELAY, self._kill_now)
         timer.daemon = True
         timer.start()
@@ -119,12 +116,14 @@ def plain_worker(ready: Any) -> None:
     _work_until_deadline()
 
 
-def slow_to_die_worker(ready: Any, got_sigterm: Any, die_after: float) -> None:
-    """Worker that notes SIGTERM, takes die_after seconds, then dies of the signal all the same."""
+def slow_to_die_worker(ready: Any, got_sigterm: Any, die_after: float, ending: Any = None) -> None:
+    """Worker that notes SIGTERM, takes die_after seconds, then dies of the signal all the same (noting when)."""
 
     def on_sigterm(signum: int, frame: Any) -> None:
         got_sigterm.value = 1
         time.sleep(die_after)
+        if ending is not None:
+            ending.value = time.monotonic()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
 
@@ -133,7 +132,7 @@ def slow_to_die_worker(ready: Any, got_sigterm: Any, die_after: float) -> None:
     _work_until_deadline()
 
 
-def cleaning_worker(ready: Any, got_sigterm: Any, cleaned_up: Any) -> None:
+def cleaning_worker(ready: Any, got_sigterm: Any, cleaned_up: Any, ending: Any) -> None:
     """Worker that, on SIGTERM, finishes its step, cleans up for WILLING_AFTER seconds and ends with exit code 0."""
     stopping = False
 
@@ -149,6 +148,7 @@ def cleaning_worker(ready: Any, got_sigterm: Any, cleaned_up: Any) -> None:
         time.sleep(STEP)
     time.sleep(WILLING_AFTER)
     cleaned_up.value = 1
+    ending.value = time.monotonic()
 
 
 def stubborn_worker(ready: Any, got_sigterm: Any) -> None:
@@ -238,7 +238,7 @@ def _call_and_look(module: ModuleType, function: str, process: Worker, *args: An
         "closed": _is_closed(process),
         "terminate_called": process.terminated_at is not None,
         "kill_called": process.killed_at is not None,
-        "killed_while_alive": process.killed_while_alive,
+        "killed_at": process.killed_at,
         "kill_after_terminate": _kill_gap(process, call),
     }
     _finish(process, pid)
@@ -359,14 +359,24 @@ def _shutdown(module: ModuleType, process: Worker, timeout: float) -> dict[str, 
 
 def shutdown_willing(module: ModuleType, timeout: float) -> dict[str, Any]:
     """shutdown on a worker that cleans up and ends with 0, then one that dies of SIGTERM, each WILLING_AFTER s late."""
-    got_sigterm = multiprocessing.Value("i", 0)
-    cleaned_up = multiprocessing.Value("i", 0)
-    cleaning = _shutdown(module, _start(cleaning_worker, got_sigterm, cleaned_up), timeout)
-    cleaning.update(got_sigterm=bool(got_sigterm.value), cleaned_up=bool(cleaned_up.value))
-    got_sigterm = multiprocessing.Value("i", 0)
-    dying = _shutdown(module, _start(slow_to_die_worker, got_sigterm, WILLING_AFTER), timeout)
-    dying.update(got_sigterm=bool(got_sigterm.value))
-    return {"cleaning": cleaning, "dying": dying, "ends_after": WILLING_AFTER}
+    runs = {}
+    for kind in ("cleaning", "dying"):
+        got_sigterm, cleaned_up, ending = (multiprocessing.Value(code, 0) for code in "iid")
+        if kind == "cleaning":
+            worker = _start(cleaning_worker, got_sigterm, cleaned_up, ending)
+        else:
+            worker = _start(slow_to_die_worker, got_sigterm, WILLING_AFTER, ending)
+        run = _shutdown(module, worker, timeout)
+        # Killed while alive: kill() came before the worker had begun to end by itself (a kill() of a
+        # process on its way out is harmless; the SIGKILL itself comes KILL_DELAY later, see Worker).
+        killed_at = run.pop("killed_at")
+        run.update(
+            got_sigterm=bool(got_sigterm.value),
+            cleaned_up=bool(cleaned_up.value),
+            killed_while_alive=killed_at is not None and (not ending.value or killed_at < ending.value),
+        )
+        runs[kind] = run
+    return {**runs, "ends_after": WILLING_AFTER}
 
 
 def shutdown_stubborn(module: ModuleType, timeouts: list[float]) -> dict[str, Any]:

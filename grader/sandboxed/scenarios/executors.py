@@ -483,22 +483,42 @@ def _made(module: ModuleType, seen: Seen, *args: Any, **kwargs: Any) -> tuple[An
     }
 
 
-def executor_with_context(module: ModuleType, method: str | None) -> dict[str, Any]:
-    """make_executor(2, context=get_context(method)), or make_executor(2) for None; how were its workers started?"""
+def executor_with_context(module: ModuleType, method: str) -> dict[str, Any]:
+    """make_executor(2, context=get_context(method)): how were its workers started?"""
     global _marker_from_caller
     facts: dict[str, Any] = {"caller_pid": os.getpid(), "default_method": multiprocessing.get_start_method()}
     with tempfile.TemporaryDirectory() as folder, watching(folder) as seen:
         _marker_from_caller = "set in the caller"
         try:
-            if method is None:
-                executor, facts["made"] = _made(module, seen, 2)
-            else:
-                executor, facts["made"] = _made(module, seen, 2, context=multiprocessing.get_context(method))
+            executor, facts["made"] = _made(module, seen, 2, context=multiprocessing.get_context(method))
             if facts["made"]["is_executor"]:
                 facts["workers"] = _run_on(executor, worker_facts, 2)
                 executor.shutdown(wait=True)
         finally:
             _marker_from_caller = None
+            _clean_up(seen)
+    return facts
+
+
+def executor_defaults(module: ModuleType, methods: list[str]) -> dict[str, Any]:
+    """make_executor(2) alone, once with each of methods as the default start method: do its workers follow it?"""
+    global _marker_from_caller
+    default = multiprocessing.get_start_method()
+    facts: dict[str, Any] = {"caller_pid": os.getpid(), "runs": []}
+    with tempfile.TemporaryDirectory() as folder, watching(folder) as seen:
+        try:
+            for method in methods:
+                multiprocessing.set_start_method(method, force=True)
+                _marker_from_caller = "set in the caller"
+                executor, made = _made(module, seen, 2)
+                run = {"default_method": method, "made": made}
+                if made["is_executor"]:
+                    run["workers"] = _run_on(executor, worker_facts, 2)
+                    executor.shutdown(wait=True)
+                facts["runs"].append(run)
+        finally:
+            _marker_from_caller = None
+            multiprocessing.set_start_method(default, force=True)
             _clean_up(seen)
     return facts
 

@@ -66,6 +66,4 @@ def test_every_solution_has_mutants_and_the_lists_name_only_mutants_that_exist(e
     found = {m.id for m in all_mutants(EXERCISES[exercise_id])}  # [[by_hand]] entries must apply exactly once
     assert found, f"{exercise_id}: no mutant of the reference solution"
     stale = set(load_equivalent().get(exercise_id, {})) - found
-    assert not stale, (
-        f"tests/mutants/{exercise_id}.toml names equivalent mutants that no longer exist: {sorted(stale)}"
-    )
+    assert not stale, f"tests/mutants/{exercise_id}.toml names equivalent mutants that no longer exist: {sorted(stale)}"

@@ -19,6 +19,15 @@ Evidence used, and why:
   to have some number of CPUs (os.cpu_count, and the graded module's own name
   for it), so that a pool sized by the CPU count instead of the size asked for
   shows on any machine.
+- Where workers are counted, each task stays until every task has started
+  or HOLD seconds have passed: every worker of a pool of the right size is
+  then alive at once, even one that ends with its last task (a home-made
+  pool of short-lived processes), and a pool with a worker per task has them
+  all alive at once too.
+- Task 4 goes through the graded module's own sum_of_squares, with a
+  stand-in put in its place for the call: for the values, each number's task
+  finishes only after the next number's (the order is kept, not lucky); for
+  the pool size, each task is held as above.
 - Nothing left running: the scenario looks in its own process, right after
   the call (a child's exit handler would join the workers and hide a missing
   join). Every multiprocessing.Pool made during the call gets a worker
@@ -33,11 +42,14 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import functools
+import importlib
 import multiprocessing
 import multiprocessing.pool
 import multiprocessing.process
 import multiprocessing.util
 import os
+import pickle
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from types import ModuleType
@@ -58,6 +70,8 @@ WAIT = 20.0  # seconds a blocking call may wait when nothing is wrong: long, a l
 CALL_DEADLINE = 20.0  # seconds one graded call may take before it counts as hung (a correct one takes 1 or 2)
 LINGER = 1.0  # seconds a pool worker that ends normally takes to exit (see the module's docstring)
 ANY_MACHINE = 5  # CPUs a machine pretends to have where the count must not matter: neither 2 nor 3 of the calls
+HOLD = 1.0  # seconds a held task stays, at most, waiting for the other tasks to start (see the docstring)
+CHAIN = 3.0  # seconds a task that must finish after the next one waits for it, at most (once per call)
 BIG_RESULT = 100_000  # characters of each result of the big-results call: more than a pipe holds
 
 
@@ -247,6 +261,11 @@ def _watched_call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> di
 # ---------------------------------------------------------------- what pool workers run
 
 
+def _touch(path: str) -> None:
+    with open(path, "w"):
+        pass
+
+
 def meet_at_barrier(item: tuple[int, Any]) -> dict[str, Any]:
     """Pool task: wait until all the other tasks run too; say where this one ran."""
     index, barrier = item
@@ -271,6 +290,26 @@ def finish_after_next(item: tuple[int, list[Any], Any, float]) -> dict[str, Any]
 def square_where(x: int) -> dict[str, int]:
     """Pool task: x squared, and where it was computed."""
     return {"square": x * x, "pid": os.getpid()}
+
+
+def _held(folder: str, count: int) -> None:
+    """Stay until count tasks have started (each leaves a file in folder), HOLD seconds at most."""
+    _touch(os.path.join(folder, f"started-{os.getpid()}-{time.monotonic_ns()}"))
+    deadline = time.monotonic() + HOLD
+    while len(os.listdir(folder)) < count and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def square_held(folder: str, count: int, x: int) -> dict[str, int]:
+    """Pool task: stays until count tasks have started (HOLD s at most), then x squared, and where."""
+    _held(folder, count)
+    return {"square": x * x, "pid": os.getpid()}
+
+
+def held(folder: str, count: int, func: Callable[[Any], Any], x: Any) -> Any:
+    """Pool task: stays until count tasks have started (HOLD s at most), then func(x)."""
+    _held(folder, count)
+    return func(x)
 
 
 def fail_on_two(x: int) -> int:
@@ -355,8 +394,9 @@ def map_counting_workers(
 
     With pass_processes false, processes is left out of the call (its default).
     """
-    args = (square_where, list(range(count))) + ((processes,) if pass_processes else ())
-    with _machine_with_cpus(pretend_cpus, module):
+    with tempfile.TemporaryDirectory() as folder, _machine_with_cpus(pretend_cpus, module):
+        task = functools.partial(square_held, folder, count)
+        args = (task, list(range(count))) + ((processes,) if pass_processes else ())
         facts = _watched_call(module.parallel_map, *args)
     value = facts["call"]["value"]
     results = value if isinstance(value, list) else []
@@ -409,9 +449,11 @@ def map_any_iterable(module: ModuleType) -> dict[str, Any]:
         "big": (big_result, [1, 2, 3, 4], 2),
     }
     facts: dict[str, Any] = {"cpu_count": ANY_MACHINE}
-    for name, args in calls.items():
-        with _machine_with_cpus(ANY_MACHINE, module):
-            watched = _watched_call(module.parallel_map, *args)
+    for name, (func, items, processes) in calls.items():
+        with tempfile.TemporaryDirectory() as folder, _machine_with_cpus(ANY_MACHINE, module):
+            if name == "falsy":  # its workers are counted
+                func = functools.partial(held, folder, len(items), func)
+            watched = _watched_call(module.parallel_map, func, items, processes)
         value = watched["call"]["value"]
         if name == "big" and isinstance(value, list):  # only the lengths travel back: the results are 400 KB
             watched["call"]["value"] = [len(v) if isinstance(v, str) else plain(v) for v in value]
@@ -424,12 +466,69 @@ def map_any_iterable(module: ModuleType) -> dict[str, Any]:
 # ---------------------------------------------------------------- task 4
 
 
+# Under fork, workers inherit the stand-in in the graded module's place: they
+# find the graded sum_of_squares here. Under spawn and forkserver a worker
+# imports the graded module afresh, with its own sum_of_squares.
+_graded_sum_of_squares: dict[str, Callable[[int], Any]] = {}
+
+
+def _sum_of_squares_of(module_name: str) -> Callable[[int], Any]:
+    if module_name in _graded_sum_of_squares:
+        return _graded_sum_of_squares[module_name]
+    return importlib.import_module(module_name).sum_of_squares
+
+
+def sum_of_squares_backwards(module_name: str, folder: str, numbers: list[int], n: int) -> Any:
+    """Stand-in for sum_of_squares: n's task finishes only after the next number's task (CHAIN s at most)."""
+    index = numbers.index(n)
+    broken = os.path.join(folder, "broken")  # a task waited in vain: the tasks do not all run at once
+    if index + 1 < len(numbers) and not os.path.exists(broken):
+        following = os.path.join(folder, f"done-{index + 1}")
+        deadline = time.monotonic() + CHAIN
+        while not os.path.exists(following) and not os.path.exists(broken):
+            if time.monotonic() > deadline:
+                _touch(broken)
+            time.sleep(0.005)
+    result = _sum_of_squares_of(module_name)(n)
+    _touch(os.path.join(folder, f"done-{index}"))
+    return result
+
+
+def sum_of_squares_held(module_name: str, folder: str, count: int, n: int) -> Any:
+    """Stand-in for sum_of_squares: stays until count tasks have started (HOLD s at most), then works n out."""
+    _held(folder, count)
+    return _sum_of_squares_of(module_name)(n)
+
+
+@contextlib.contextmanager
+def _sum_of_squares_replaced(module: ModuleType, stand_in: Callable[..., Any], *args: Any) -> Iterator[None]:
+    """The graded module's sum_of_squares is stand_in(module name, a fresh folder, *args, n) while active.
+
+    Not when the graded one cannot travel to a worker by its name (a lambda,
+    a function made inside another): that mistake must show as it is.
+    """
+    original = module.sum_of_squares
+    try:
+        pickle.dumps(original)
+    except Exception:
+        yield
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        _graded_sum_of_squares[module.__name__] = original
+        module.sum_of_squares = functools.partial(stand_in, module.__name__, folder, *args)
+        try:
+            yield
+        finally:
+            module.sum_of_squares = original
+            del _graded_sum_of_squares[module.__name__]
+
+
 def _parallel_sums(module: ModuleType, numbers: list[int]) -> Any:
     try:
         return module.parallel_sum_of_squares(numbers)
     except NotImplementedError as exc:
         if isinstance(exc.__cause__, multiprocessing.pool.RemoteTraceback):
-            module.sum_of_squares(0)  # the TODO left is in sum_of_squares: name it
+            _sum_of_squares_of(module.__name__)(0)  # the TODO left is in sum_of_squares: name it
         raise
 
 
@@ -440,7 +539,12 @@ def parallel_sums(module: ModuleType, inputs: list[list[int]]) -> list[dict[str,
     """
     facts = []
     for numbers in inputs:
-        watched = _watched_call(_parallel_sums, module, numbers)
+        # As many CPUs as numbers: a pool of choose_pool_size(len(numbers)) then runs every task at once.
+        with (
+            _machine_with_cpus(max(1, len(numbers)), module),
+            _sum_of_squares_replaced(module, sum_of_squares_backwards, numbers),
+        ):
+            watched = _watched_call(_parallel_sums, module, numbers)
         watched.update(numbers=numbers, one_by_one=[plain(module.sum_of_squares(n)) for n in numbers])
         facts.append(watched)
         if watched["call"]["outcome"] != RETURNED:
@@ -457,7 +561,8 @@ def parallel_sums_watched(module: ModuleType, lengths: list[int], pretend_cpus: 
     for length in lengths:
         numbers = [1000 + 7 * index for index in range(length)]
         with _machine_with_cpus(pretend_cpus, module):
-            watched = _watched_call(_parallel_sums, module, numbers)
+            with _sum_of_squares_replaced(module, sum_of_squares_held, length):
+                watched = _watched_call(_parallel_sums, module, numbers)
             wanted = module.choose_pool_size(length)
         value = watched["call"]["value"]
         watched.update(

@@ -67,7 +67,7 @@ from grader.sandboxed.scenarios.kit import (
 )
 
 WAIT = 20.0  # seconds a blocking call may wait when nothing is wrong: long, a loaded machine is slow
-CALL_DEADLINE = 20.0  # seconds one graded call may take before it counts as hung (a correct one takes 1 or 2)
+CALL_DEADLINE = 12.0  # seconds one graded call may take before it counts as hung (a correct one takes 1 to 3)
 LINGER = 1.0  # seconds a pool worker that ends normally takes to exit (see the module's docstring)
 ANY_MACHINE = 5  # CPUs a machine pretends to have where the count must not matter: neither 2 nor 3 of the calls
 HOLD = 1.0  # seconds a held task stays, at most, waiting for the other tasks to start (see the docstring)
@@ -242,7 +242,11 @@ def _watched_call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> di
             return {"running": started.running(), "pools": watch.states()}
 
         # after= looks the moment the function has returned, in the thread that called it.
-        call = call_with_deadline(function, *args, deadline=CALL_DEADLINE, after=look, **kwargs)
+        # A pool stopped with jobs pending can never give their results: no use waiting for them.
+        def hopeful() -> bool:
+            return not watch.pending_at_terminate
+
+        call = call_with_deadline(function, *args, deadline=CALL_DEADLINE, after=look, hopeful=hopeful, **kwargs)
         seen = call.after if call.outcome == RETURNED else look()
     facts = call.facts()
     facts.pop("after")

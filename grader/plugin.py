@@ -161,6 +161,16 @@ def call_budget(declared: float | None, call_timeout: float) -> float:
     return declared * max(1.0, call_timeout / DEFAULT_CALL_TIMEOUT)
 
 
+def cannot_be_pickled(error: dict[str, Any]) -> bool:
+    """Whether an error fact says that something could not be pickled to reach another process.
+
+    The words vary with Python's version: "Can't pickle local object" up to
+    3.12, "Can't get local object" (AttributeError) from 3.13 on.
+    """
+    text = f"{error.get('type', '')} {error.get('message', '')}".lower()
+    return "pickl" in text or "<lambda>" in text or "<locals>" in text
+
+
 class GradedModule:
     """The graded module of one exercise, reached only through the sandbox."""
 

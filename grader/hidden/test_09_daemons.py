@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from grader.plugin import cannot_be_pickled
+
 EXERCISE = "daemons"
 
 PROGRAM_CALL = 40.0  # a fresh program that may be slow: it starts its own interpreter and workers
@@ -402,7 +404,7 @@ def test_supervisor_takes_any_iterable_and_keeps_nothing_between_calls(student):
         supervised_workers(student, entry, "supervise", shown)
     facts = student.call("start_supervisor_here", SUPERVISED, True, timeout=LONG_CALL)
     shown = f"start_supervisor(target, a generator of {SUPERVISED} tuples)"
-    if facts["outcome"] == "raised" and "pickle" in facts["error"]["message"]:
+    if facts["outcome"] == "raised" and cannot_be_pickled(facts["error"]):
         error = facts["error"]
         pytest.fail(
             f"{shown} raised {error['type']}: {error['message']}{where(error)}. Under spawn and forkserver the "

@@ -23,8 +23,8 @@ def _runs(version: str) -> bool:
 
 
 # The tests marked heavy grade whole submissions by the hundred (fixtures,
-# attacks, bad input, faults): run them once, on the newest Python here, so
-# that CI stays well inside its time limit; so does verify, which grades every
+# attacks, bad input, faults): run them once, on the newest Python here, the
+# longest part of a CI run; so does verify, which grades every
 # reference solution under every start method. Every Python runs the grader's
 # unit tests and the sandbox's, and grades every reference solution under
 # forkserver.

@@ -1,8 +1,9 @@
-"""Sessions for developers and CI: nox -s tests | grade | verify | lint."""
+"""Sessions for developers and CI: nox -s tests | grade | verify | lint | flakiness | mutants."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,10 +22,12 @@ def _runs(version: str) -> bool:
     return interpreter is not None and subprocess.run([interpreter, "-c", ""], capture_output=True).returncode == 0
 
 
-# The tests marked heavy grade whole submissions by the dozen (fixtures, attacks,
-# bad input, faults): run them once, on the newest Python here, so that CI stays
-# well inside its time limit. Every Python still runs the grader's unit tests and
-# the sandbox's, and grades every reference solution under every start method.
+# The tests marked heavy grade whole submissions by the hundred (fixtures,
+# attacks, bad input, faults): run them once, on the newest Python here, the
+# longest part of a CI run; so does verify, which grades every
+# reference solution under every start method. Every Python runs the grader's
+# unit tests and the sandbox's, and grades every reference solution under
+# forkserver.
 NEWEST = next((version for version in reversed(PYTHONS) if _runs(version)), PYTHONS[-1])
 
 
@@ -34,10 +37,9 @@ def tests(session: nox.Session) -> None:
     session.install("-e", ".")
     heavy = session.python == NEWEST
     selection = [] if session.posargs or heavy else ["-m", "not heavy"]
-    # Many tests wait on grader subprocesses (and on the timeouts of mistaken
-    # fixtures) rather than compute: more workers than cores shorten the run,
-    # the heavy one most.
-    workers = "6" if heavy else "4"
+    # Most tests wait on grader subprocesses (and on the deadlines of mistaken
+    # fixtures) rather than compute: more workers than cores shorten the run.
+    workers = "8" if heavy else "6"
     session.run("python", "-m", "pytest", "-n", workers, *selection, *session.posargs)
 
 
@@ -50,11 +52,14 @@ def grade(session: nox.Session) -> None:
 
 def _grade_to_json(session: nox.Session, name: str, *options: str) -> dict:
     scorecard = Path(session.create_tmp()) / f"{name}.json"
-    session.run("python", "-m", "grader", "grade", "--start-method", "all", "--json", str(scorecard), "-q", *options)
+    # Grading waits more than it computes: twice as many test workers as cores.
+    workers = str(2 * (os.cpu_count() or 1))
+    command = ["python", "-m", "grader", "grade", "--start-method", "all", "-n", workers, "-q"]
+    session.run(*command, "--json", str(scorecard), *options)
     return json.loads(scorecard.read_text())
 
 
-@nox.session
+@nox.session(python=NEWEST)
 def verify(session: nox.Session) -> None:
     """The reference solutions score 100% and the untouched stubs 0%, under every start method."""
     session.install("-e", ".")
@@ -85,3 +90,10 @@ def flakiness(session: nox.Session) -> None:
     """Grade the solutions many times under load: every run must score the same (arguments go to the script)."""
     session.install("-e", ".")
     session.run("python", "benchmarks/flakiness.py", *session.posargs)
+
+
+@nox.session
+def mutants(session: nox.Session) -> None:
+    """Grade every classic mistake made in each reference solution: each must lose points (arguments go on)."""
+    session.install("-e", ".")
+    session.run("python", "-m", "tests.mutants", *session.posargs)

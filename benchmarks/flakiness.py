@@ -1,7 +1,8 @@
-"""Grade the reference solutions many times in a row under load: the grades must never change.
+"""Grade the reference solutions (or the fixture submissions) many times under load: grades must never change.
 
     python benchmarks/flakiness.py [--runs N] [--methods fork spawn forkserver] [--no-load]
                                    [--isolation auto|namespaces|process] [--run-timeout S]
+                                   [--fixtures [NAME ...] [--jobs N]]
 
 For each start method, runs `python -m grader grade --solutions --start-method M
 --json FILE -q` N times, one after the other, while one busy-loop process per
@@ -13,6 +14,14 @@ Prints a table (method, runs, distinct score sets, min/median/max seconds per
 run). Exit status 0 when every run was identical and perfect; 1 otherwise,
 after naming each test that differed, with its messages; 130 on Ctrl-C.
 The scorecards of the runs that differed are kept in a folder it names.
+
+With --fixtures, the same for the fixture submissions (all of them, or those
+named, or those of an exercise: --fixtures processes-): each is graded --runs
+times under each start method alone, --jobs gradings side by side on top of
+the busy loops. Under each method every run must give the same outcome for
+every test; a fixture graded under fork in the test suite must lose exactly
+its pinned tests (expected.json "outcomes") under every method, and one pinned
+with "start_methods": "all" must lose them under the methods together.
 """
 
 from __future__ import annotations
@@ -151,9 +160,16 @@ def stop_grader(child: subprocess.Popen) -> None:
         child.wait()
 
 
-def grade_once(method: str, number: int, isolation: str, run_timeout: float, folder: Path) -> Run:
-    card = folder / f"{method}-{number:03d}.json"
-    command = [sys.executable, "-m", "grader", "grade", "--solutions", "--start-method", method]
+def grade_once(
+    method: str,
+    number: int,
+    isolation: str,
+    run_timeout: float,
+    folder: Path,
+    target: tuple[str, ...] = ("--solutions",),
+) -> Run:
+    card = folder / f"{'-'.join(target[-1:]).replace('/', '_')}-{method}-{number:03d}.json"
+    command = [sys.executable, "-m", "grader", "grade", *target, "--start-method", method]
     command += ["--json", str(card), "-q", "--isolation", isolation]
     started = time.perf_counter()
     child = subprocess.Popen(
@@ -231,6 +247,102 @@ def table(results: list[MethodResult], tier: str, load: str) -> str:
     return "\n".join(rows)
 
 
+FIXTURES = ROOT / "tests" / "fixtures" / "submissions"
+
+
+@dataclass
+class FixtureResult:
+    name: str
+    expected: dict[str, Any]
+    runs: dict[str, list[Run]] = field(default_factory=dict)  # method -> runs
+
+    def outcomes(self, run: Run) -> dict[str, str]:
+        """test name -> outcome, for the tests that did not pass (what expected.json pins)."""
+        if run.scorecard is None:
+            return {"(no scorecard)": str(run.exit_code)}
+        return {
+            t["id"].split("::")[-1]: t["outcome"]
+            for e in run.scorecard["exercises"]
+            for t in e["tests"]
+            if t["outcome"] != "passed"
+        }
+
+    def problems(self) -> list[str]:
+        found = []
+        pinned = self.expected["outcomes"]
+        together: dict[str, str] = {}
+        for method, runs in self.runs.items():
+            seen = {json.dumps(self.outcomes(run), sort_keys=True) for run in runs}
+            if len(seen) > 1:
+                found.append(f"{method}: {len(seen)} different grades in {len(runs)} runs: {sorted(seen)}")
+                continue
+            mine = self.outcomes(runs[0]) if runs else {}
+            for test, outcome in mine.items():
+                together.setdefault(test, outcome)
+            if self.expected.get("start_methods") != "all" and runs and mine != pinned:
+                found.append(f"{method}: loses {mine}, pinned {pinned}")
+        if self.expected.get("start_methods") == "all" and set(together) != set(pinned):
+            found.append(f"all methods together lose {sorted(together)}, pinned {sorted(pinned)}")
+        return found
+
+
+def fixture_names(patterns: list[str]) -> list[str]:
+    every = sorted(path.name for path in FIXTURES.iterdir() if (path / "expected.json").is_file())
+    if not patterns:
+        return every
+    chosen = [name for name in every if any(name == p or (p.endswith("-") and name.startswith(p)) for p in patterns)]
+    unknown = [p for p in patterns if not any(n == p or (p.endswith("-") and n.startswith(p)) for n in every)]
+    if unknown:
+        raise SystemExit(f"--fixtures: no fixture submission matches {unknown}")
+    return chosen
+
+
+def run_fixtures(args: argparse.Namespace, methods: list[str]) -> int:
+    """Grade every chosen fixture --runs times per method under load; 0 when every grade held."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = fixture_names(args.fixtures)
+    results = {name: FixtureResult(name, json.loads((FIXTURES / name / "expected.json").read_text())) for name in names}
+    cpus = os.cpu_count() or 1
+    folder = Path(tempfile.mkdtemp(prefix="kata-flakiness-fixtures-"))
+    loops: list[subprocess.Popen] = []
+    started = time.perf_counter()
+    jobs = [(name, method, number) for name in names for method in methods for number in range(1, args.runs + 1)]
+    print(f"{len(names)} fixtures x {len(methods)} methods x {args.runs} runs = {len(jobs)} gradings, "
+          f"{args.jobs} at a time", flush=True)  # fmt: skip
+
+    def one(job: tuple[str, str, int]) -> tuple[str, str, Run]:
+        name, method, number = job
+        expected = results[name].expected
+        target = ("--submission", str(FIXTURES / name), "--only", expected["exercise"], "-n", "1")
+        return name, method, grade_once(method, number, args.isolation, args.run_timeout, folder, target)
+
+    try:
+        loops = [] if args.no_load else start_load(cpus)
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            for done, (name, method, run) in enumerate(pool.map(one, jobs), start=1):
+                results[name].runs.setdefault(method, []).append(run)
+                if done % 50 == 0:
+                    print(f"  {done}/{len(jobs)} gradings, {time.perf_counter() - started:.0f} s", flush=True)
+    except (KeyboardInterrupt, Stopped):
+        print("\ninterrupted", flush=True)
+        return 130
+    finally:
+        stop_load(loops)
+    bad = {name: result.problems() for name, result in results.items() if result.problems()}
+    seconds = [run.seconds for result in results.values() for runs in result.runs.values() for run in runs]
+    print(f"\n{len(names)} fixtures, {len(seconds)} gradings under {', '.join(methods)} in "
+          f"{time.perf_counter() - started:.0f} s (per grading: median {statistics.median(seconds):.1f} s, "
+          f"max {max(seconds):.1f} s); load: {'none' if args.no_load else f'{cpus} busy loop(s)'}")  # fmt: skip
+    for name, problems in bad.items():
+        print(f"{name}:")
+        for problem in problems:
+            print(f"  {problem}")
+    print(f"{len(names) - len(bad)} of {len(names)} fixtures lost the same tests in every run, as pinned")
+    shutil.rmtree(folder, ignore_errors=True)
+    return 1 if bad else 0
+
+
 def parse_methods(values: list[str]) -> list[str]:
     methods = [m for value in values for m in value.replace(",", " ").split()]
     unknown = [m for m in methods if m not in START_METHODS]
@@ -255,6 +367,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"seconds one grading run may take before it is stopped and counted as differing "
         f"(default: {DEFAULT_RUN_TIMEOUT:g})",
     )
+    parser.add_argument(
+        "--fixtures", nargs="*", metavar="NAME", help="grade fixture submissions instead (none named: all of them)"
+    )
+    parser.add_argument("--jobs", type=int, default=2, help="with --fixtures: gradings side by side (default: 2)")
     return parser
 
 
@@ -268,6 +384,8 @@ def main() -> int:
     if args.runs < 1:
         parser.error("--runs must be 1 or more")
     signal.signal(signal.SIGTERM, on_sigterm)
+    if args.fixtures is not None:
+        return run_fixtures(args, methods)
     cpus = os.cpu_count() or 1
     load = "none" if args.no_load else f"{cpus} busy loop(s), one per CPU"
     folder = Path(tempfile.mkdtemp(prefix="kata-flakiness-"))

@@ -161,6 +161,16 @@ def call_budget(declared: float | None, call_timeout: float) -> float:
     return declared * max(1.0, call_timeout / DEFAULT_CALL_TIMEOUT)
 
 
+def cannot_be_pickled(error: dict[str, Any]) -> bool:
+    """Whether an error fact says that something could not be pickled to reach another process.
+
+    The words vary with Python's version: "Can't pickle local object" up to
+    3.12, "Can't get local object" (AttributeError) from 3.13 on.
+    """
+    text = f"{error.get('type', '')} {error.get('message', '')}".lower()
+    return "pickl" in text or "<lambda>" in text or "<locals>" in text
+
+
 class GradedModule:
     """The graded module of one exercise, reached only through the sandbox."""
 
@@ -226,29 +236,66 @@ class GradedModule:
             if error.type == "ImportError" and error.message.startswith(NOT_STAGED):
                 pytest.fail(f"{file} could not be imported: {error.message.removeprefix(NOT_STAGED)}", pytrace=False)
             pytest.fail(f"{file} could not be imported: {error.type}: {error.message}{where}", pytrace=False)
-        missing = re.fullmatch(r"module '(\w+)' has no attribute '(\w+)'", error.message)
-        if error.type == "AttributeError" and missing and missing.group(1) == self.exercise.module:
-            pytest.fail(f"{file} has no function {missing.group(2)}(): write it, or check its name", pytrace=False)
+        pytest.fail(self.explain(error.type, error.message, error.where), pytrace=False)
+
+    def explain(self, error_type: str, message: str, where: str | None, function: str | None = None) -> str:
+        """An exception graded code raised, in a student's words: what it means and where to look.
+
+        function names the graded function the scenario called, when the
+        error came out of that call; otherwise "your code" raised it.
+        """
+        file = f"{self.exercise.module}.py"
+        at = f" ({where})" if where else ""
+        missing = re.fullmatch(r"module '(\w+)' has no attribute '(\w+)'", message)
+        if error_type == "AttributeError" and missing and missing.group(1) == self.exercise.module:
+            return f"{file} has no function {missing.group(2)}(): write it, or check its name"
         # Python's words when a call does not fit the def line. With no frame in the graded
         # file, the call failed on the way in: the function's parameters are not the task's.
         mismatch = re.match(
             r"(\w+)\(\) (takes|missing|got an unexpected keyword|got multiple values|got some positional-only) ",
-            error.message,
+            message,
         )
-        if error.type == "TypeError" and mismatch and error.where is None:
-            pytest.fail(
+        if error_type == "TypeError" and mismatch and where is None:
+            return (
                 f"the parameters of {mismatch.group(1)}() in {file} do not match what the task asks "
-                f"(Python said: {error.message}): compare its def line with the one in the exercise's stub",
-                pytrace=False,
+                f"(Python said: {message}): compare its def line with the one in the exercise's stub"
             )
-        if error.type == "NotImplementedError":
-            function = error.where.rpartition(" in ")[2] if error.where else "a function"
+        if error_type == "NotImplementedError":
+            name = where.rpartition(" in ")[2] if where else function or "a function"
+            return (
+                f"{name}() is not written yet: it still raises NotImplementedError{at}. "
+                f"Replace the TODO in {file} with your code."
+            )
+        return f"{function + '()' if function else 'your code'} raised {error_type}: {message}{at}"
+
+    def returned(self, call: dict[str, Any], function: str) -> Any:
+        """The value of a call a scenario made with the kit's call_with_deadline; fail with why when there is none.
+
+        call is ``Called.facts()``: a hang or an exception fails the test in
+        words, naming the function and the line of graded code it raised from.
+        """
+        if call["outcome"] == "hung":
+            self._record(STATUS_PROPERTY, "timeout")
             pytest.fail(
-                f"{function}() is not written yet: it still raises NotImplementedError{where}. "
-                f"Replace the TODO in {file} with your code.",
+                f"{function}() had not returned after {call['deadline']:g} s: it waits for something that never "
+                "comes (a join() on a process that never ends, a get() or recv() with nothing to receive, "
+                "a missing sentinel)",
                 pytrace=False,
             )
-        pytest.fail(f"your code raised {error.type}: {error.message}{where}", pytrace=False)
+        if call["outcome"] == "raised":
+            error = call["error"]
+            pytest.fail(self.explain(error["type"], error["message"], error.get("where"), function), pytrace=False)
+        return call["value"]
+
+    def fail_on_child_errors(self, errors: list[dict[str, Any]]) -> None:
+        """Fail with the first exception graded code raised in another process (the kit's error_fact, as data).
+
+        An error fact may name the graded function that raised (``function``);
+        a NotImplementedError says that function is not written yet.
+        """
+        for error in errors:
+            said = self.explain(error["type"], error["message"], error.get("where"), error.get("function"))
+            pytest.fail(f"in a child process: {said}", pytrace=False)
 
 
 @pytest.fixture

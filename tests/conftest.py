@@ -48,6 +48,18 @@ class Graded:
         return {t["id"].split("::")[-1]: t for t in self.exercise(exercise_id)["tests"]}
 
 
+def hidden_tests_of_task(exercise_id: str, task: int) -> tuple[str, ...]:
+    """The names of an exercise's hidden tests marked @pytest.mark.task(task), in file order."""
+    tree = ast.parse(load_manifest().exercise(exercise_id).hidden_tests.read_text())
+    found = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            for decorator in node.decorator_list:
+                if ast.unparse(decorator) == f"pytest.mark.task({task})":
+                    found.append(node.name)
+    return tuple(found)
+
+
 def only_options(exercise_ids: list[str]) -> list[str]:
     """The grader's options that grade just these exercises."""
     return [option for exercise_id in exercise_ids for option in ("--only", exercise_id)]

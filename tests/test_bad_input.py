@@ -178,7 +178,10 @@ CASES = {
         "processes",
         "failed",
         "failed",
-        ("the parameters of start_worker() in processes.py do not match what the task asks", "'args'"),
+        (
+            "the parameters of start_worker() in processes.py do not match what the task asks",
+            "Python said: start_worker()",
+        ),
         lost=(1,),
     ),
     "not UTF-8": Case(

@@ -1,9 +1,20 @@
-"""Alternative solutions and classic mistakes, each beside the points it must earn.
+"""Alternative solutions and classic mistakes, each beside what it must earn, test by test.
 
 Every folder in tests/fixtures/submissions/ holds one exercise's file and an
-expected.json: {"exercise": id, "task_points": {"1": points, ...}, "why": ...},
-optionally "start_methods": "all" for a mistake that only one start method
-reveals (graded under fork otherwise).
+expected.json:
+
+    {
+      "exercise": "processes",
+      "why": "what the submission gets wrong (or which style of correct solution it is)",
+      "task_points": {"1": 2, "2": 0, "3": 2},
+      "outcomes": {"test_run_all_waits_for_every_process": "failed"},   # every test not named: passed
+      "says": {"test_run_all_waits_for_every_process": "join()"},        # optional: words its message must hold
+      "start_methods": "all"                                              # optional, see below
+    }
+
+A fixture is graded under fork, unless "start_methods" is "all" (a mistake
+that only spawn or forkserver reveals). ``benchmarks/flakiness.py --fixtures``
+grades them under every start method, several times, under load.
 """
 
 from __future__ import annotations
@@ -21,13 +32,26 @@ SUBMISSIONS = sorted(path for path in (FIXTURES / "submissions").iterdir() if (p
 
 
 @pytest.mark.parametrize("submission", SUBMISSIONS, ids=[path.name for path in SUBMISSIONS])
-def test_fixture_submission_earns_exactly_its_expected_points(grade, submission):
+def test_fixture_submission_earns_exactly_its_expected_points_test_by_test(grade, submission):
     expected = json.loads((submission / "expected.json").read_text())
     method = expected.get("start_methods", "fork")
-    graded = grade("--submission", str(submission), "--only", expected["exercise"], "--start-method", method, "-n", "1")
+    graded = grade("--submission", str(submission), "--only", expected["exercise"], "--start-method", method, "-n", "0")
     assert graded.exit_code == 0, graded.stderr
-    messages = {t["id"].split("::")[-1]: t["message"] for t in graded.exercise(expected["exercise"])["tests"]}
+    tests = graded.tests(expected["exercise"])
+    messages = {name: test["message"] for name, test in tests.items() if test["message"]}
+    outcomes = {name: test["outcome"] for name, test in tests.items() if test["outcome"] != "passed"}
+    assert outcomes == expected["outcomes"], (expected["why"], messages)
     assert graded.task_points(expected["exercise"]) == {k: float(v) for k, v in expected["task_points"].items()}, (
         expected["why"],
-        {name: message for name, message in messages.items() if message},
+        messages,
     )
+    for name, words in expected.get("says", {}).items():
+        assert words in tests[name]["message"], (name, words, tests[name]["message"])
+
+
+def test_every_expectation_names_only_known_outcomes():
+    for submission in SUBMISSIONS:
+        expected = json.loads((submission / "expected.json").read_text())
+        assert set(expected) <= {"exercise", "why", "task_points", "outcomes", "says", "start_methods"}, submission
+        assert set(expected["outcomes"].values()) <= {"failed", "error", "timeout", "skipped"}, submission
+        assert set(expected.get("says", {})) <= set(expected["outcomes"]), submission

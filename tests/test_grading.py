@@ -22,20 +22,21 @@ def full_tasks(exercise_id: str) -> dict[str, float]:
     return {str(task.number): float(task.points) for task in MANIFEST.exercise(exercise_id).tasks}
 
 
-# One exercise per test, so that the project's test workers grade them side by side
-# (`nox -s verify` grades them all in one run).
+# One exercise per test, so that the project's test workers grade them side by side.
+# Under forkserver only (the strictest about what must be picklable, and 3.14's
+# default on Linux): `nox -s verify` grades them under all three start methods.
 @pytest.mark.parametrize("exercise_id", MANIFEST.ids)
-def test_solutions_score_full_marks_under_every_start_method(grade, exercise_id):
-    graded = grade("--solutions", "--only", exercise_id, "--start-method", "all", "-n", "1")
+def test_solutions_score_full_marks_under_forkserver(grade, exercise_id):
+    graded = grade("--solutions", "--only", exercise_id, "--start-method", "forkserver", "-n", "0")
     assert graded.exit_code == 0, graded.stderr
     card = graded.scorecard
     assert card["percent"] == 100.0, [t["message"] for e in card["exercises"] for t in e["tests"] if t["message"]]
     assert card["complete"] is True
-    assert card["start_methods"] == ["fork", "spawn", "forkserver"]
+    assert card["start_methods"] == ["forkserver"]
     assert [e["id"] for e in card["exercises"]] == [exercise_id]
     assert card["exercises"][0]["status"] == "passed"
     for test in card["exercises"][0]["tests"]:
-        assert test["start_methods"] == {"fork": "passed", "spawn": "passed", "forkserver": "passed"}
+        assert test["start_methods"] == {"forkserver": "passed"}
 
 
 @pytest.mark.heavy  # the verify session checks the stubs too

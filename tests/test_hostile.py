@@ -41,19 +41,13 @@ from grader.plugin import MAX_SHOWN_OUTPUT
 from grader.protocol import MAX_REPLY_BYTES
 from grader.sandbox import SANDBOX_PROCESSES
 
-from .conftest import ROOT, TIERS_HERE, leftovers, living, recorded_pids
+from .conftest import ROOT, TIERS_HERE, hidden_tests_of_task, leftovers, living, recorded_pids
 
 # Slow: `nox -s tests` runs these on the newest installed Python only (see the noxfile).
 pytestmark = pytest.mark.heavy
 
 MANIFEST = load_manifest()
-TASK1 = ("test_target_runs_in_another_process", "test_args_kwargs_and_name_reach_the_process")
-TASK2 = (
-    "test_processes_run_at_the_same_time",
-    "test_run_all_waits_for_every_process",
-    "test_exit_codes_come_back_in_order",
-)
-TASK3 = ("test_whoami_in_the_main_process", "test_whoami_in_a_child_process")
+TASK1, TASK2, TASK3 = (hidden_tests_of_task("processes", task) for task in (1, 2, 3))
 # --call-timeout where an attack hangs: each hanging call costs this much, and the honest calls of the
 # same run must finish within it on a loaded CI runner.
 HANG_TIMEOUT = 4
@@ -412,7 +406,7 @@ def test_memory_bombs_and_an_output_flood_fail_cleanly(grade, make_submission, s
     graded = grade_hostile(grade, submission, tier, "-n", "0", only=("processes", "pool"))
     assert_honest(graded, "processes", {name: "failed" for name in TASK1 + TASK2})
     for name in TASK1:
-        assert "your code raised MemoryError" in message(graded, "processes", name)
+        assert "raised MemoryError" in message(graded, "processes", name)
     for name in TASK2:
         assert "your code raised OSError" in message(graded, "processes", name)
         assert "File too large" in message(graded, "processes", name)
@@ -503,8 +497,8 @@ def test_a_huge_and_a_deeply_nested_return_value_fail(grade, make_submission, sc
     source = hostile_module("processes", BIG_VALUES, ("run_all", "whoami"), scene, DEPTH=100_000)
     graded = grade_hostile(grade, submit(make_submission, "processes", source), tier, "-n", "0")
     assert_honest(graded, "processes", {name: "failed" for name in TASK2 + TASK3})
-    for name in TASK2:
-        assert "RecursionError" in message(graded, "processes", name)
+    for name in TASK2:  # too deep to be shown: the checks compared what could be read, and say so
+        assert "whose repr() failed" in message(graded, "processes", name), message(graded, "processes", name)
     for name in TASK3:
         assert "the result is too large" in message(graded, "processes", name)
     assert_nothing_left(scene, tier)
@@ -663,7 +657,14 @@ def test_patches_planted_files_and_values_equal_to_everything_change_nothing(gra
         assert "'pytest'" in patched, patched  # it reached a pytest, its own copy: the reports did not change
     if tier == "namespaces":
         assert "'pytest'" not in patched, patched
-    assert "planted json.py imported" not in json.dumps(graded.scorecard)
+    # The one process that may import the planted json.py is a forkserver child of the submission's own (whoami's
+    # check asks one): it starts Python afresh with the submission's folder first on its path, as every spawn or
+    # forkserver child of the submission does. That is the submission's own code, in its own sandbox; no stage
+    # that judges imports it.
+    elsewhere = {
+        name: test for name, test in graded.tests("processes").items() if name != "test_whoami_in_a_child_process"
+    }
+    assert "planted json.py imported" not in json.dumps(elsewhere)
     for name in TASK2:  # the values crossed as plain JSON: what the checks compared was -1, not Anything
         assert "[-1, -1, -1" in message(graded, "processes", name), message(graded, "processes", name)
     assert_nothing_left(scene, tier)
@@ -805,7 +806,7 @@ def whoami():
     print(f"forged now: {forge_all()}", flush=True)
     detach("f", forge_for_ever, daemon=True)  # to forge again later, and last
     answer = reference_whoami()
-    answer["parent_pid"] = _os.getppid()  # the classic mistake: fails in the main process only
+    answer["parent_pid"] = _os.getppid()  # the classic mistake: fails in the main process, and in a forkserver child
     return answer
 '''
 
@@ -827,14 +828,17 @@ def test_forged_reports_and_scorecards_change_nothing(grade, make_submission, sc
     source = hostile_module("processes", FORGER, ("whoami",), scene, SEARCH=str(scene.tmp_path))
     graded = grade_hostile(grade, submit(make_submission, "processes", source), tier, "-n", "0")
     assert_nothing_left(scene, tier)
-    # whoami forges in both of its tests; the one in a child is the test this submission does not hide.
+    # whoami forges in both of its tests and fails both (os.getppid() is not the parent of a forkserver child):
+    # neither failure may be hidden.
     said = output(graded, "processes", "test_whoami_in_a_child_process")
     assert "detached f" in said, said  # the forging daemon ran
     if tier in OWN_UID_TIERS:
         assert "forged now: []" in said, said  # none of the grader's files is in reach
     else:
         assert "report.json" in said and "collected-" in said, said  # found and rewritten
-    assert_honest(graded, "processes", {"test_whoami_in_the_main_process": "failed"})
+    assert_honest(
+        graded, "processes", {"test_whoami_in_the_main_process": "failed", "test_whoami_in_a_child_process": "failed"}
+    )
 
 
 # ------------------------------------------------------------------ escapes, peeking, the network

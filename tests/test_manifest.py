@@ -146,3 +146,39 @@ def test_a_manifest_that_is_not_toml_is_a_manifest_error(tmp_path):
         load_manifest(broken)
     with pytest.raises(ManifestError, match=r"missing\.toml"):
         load_manifest(tmp_path / "missing.toml")
+
+
+def scenario_names_used(path) -> set[str]:
+    """Every scenario a hidden test module asks for.
+
+    student.call("name", ...) and student.run("name", ...); and a helper given
+    the student and a scenario name, helper(student, "name", ...), which then
+    passes the name on.
+    """
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in ("call", "run") and ast.unparse(func.value) == "student":
+            first = node.args[0] if node.args else None
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                names.add(first.value)
+            else:
+                assert isinstance(first, ast.Name), f"{path.name}:{node.lineno}: name the scenario by a string"
+        elif len(node.args) > 1 and ast.unparse(node.args[0]) == "student":
+            second = node.args[1]
+            if isinstance(second, ast.Constant) and isinstance(second.value, str):
+                names.add(second.value)
+    return names
+
+
+@pytest.mark.parametrize("exercise_id", list(EXERCISES))
+def test_every_scenario_a_hidden_test_names_exists(exercise_id):
+    exercise = EXERCISES[exercise_id]
+    scenarios = ROOT / "grader" / "sandboxed" / "scenarios" / f"{exercise.id}.py"
+    defined = {node.name for node in ast.parse(scenarios.read_text()).body if isinstance(node, ast.FunctionDef)}
+    used = scenario_names_used(exercise.hidden_tests)
+    assert used, f"{exercise_id}: the hidden tests name no scenario"
+    missing = used - defined
+    assert not missing, f"{exercise.hidden_tests.name} names scenarios that {scenarios.name} does not define: {missing}"

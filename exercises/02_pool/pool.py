@@ -39,7 +39,8 @@ def parallel_map(func: Callable[[Any], Any], items: Iterable[Any], processes: in
 
     The results are in the order of items. processes=None lets the pool take
     one worker per CPU. When this returns, the pool is closed and none of its
-    workers is left running.
+    workers is left running. If func raises, that exception reaches the
+    caller, and no worker is left running either.
     """
     # TODO (task 3): open a multiprocessing.Pool(processes) in a with block
     # and return pool.map(func, items) from inside it.
@@ -49,7 +50,8 @@ def parallel_map(func: Callable[[Any], Any], items: Iterable[Any], processes: in
 def parallel_sum_of_squares(numbers: list[int]) -> list[int]:
     """Return [sum_of_squares(n) for n in numbers], computed by a pool.
 
-    The pool has choose_pool_size(len(numbers)) workers.
+    The pool has choose_pool_size(len(numbers)) workers. When this returns,
+    none of them is left running.
     """
     # TODO (task 4): size the pool with choose_pool_size(len(numbers)) and
     # map sum_of_squares itself over numbers (parallel_map can do it).

@@ -27,7 +27,8 @@ def run_one(pool: Pool, func: Callable[..., Any], args: tuple) -> Any:
 def run_pairs(pool: Pool, func: Callable[..., Any], pairs: list[tuple]) -> list[Any]:
     """Run func(*pair) for every pair, in the pool; return the results in the order of pairs.
 
-    run_pairs(pool, pow, [(2, 3), (3, 2)]) returns [8, 9].
+    All the pairs go to the pool at once, so that they run side by side on
+    its workers. run_pairs(pool, pow, [(2, 3), (3, 2)]) returns [8, 9].
     """
     # TODO (task 1): use the pool method that unpacks each tuple into func's arguments.
     raise NotImplementedError("run_pairs: task 1 of exercise 3")

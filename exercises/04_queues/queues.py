@@ -38,7 +38,8 @@ def collect(produce: Callable[[Any, multiprocessing.Queue], None], sources: Iter
     """Run produce(source, results) in one process per source; return every item they put on results.
 
     Each producer puts its items and then one None. The items may be large:
-    together, more than a pipe can hold.
+    together, more than a pipe can hold. Every producer has ended when
+    collect returns.
     """
     # TODO (task 3): one queue, one producer process per source; read until one None per producer;
     # join the producers only then.

@@ -34,7 +34,7 @@ def start_server(handle: Callable[[Any], Any]) -> tuple[Connection, multiprocess
 
 
 def ask(conn: Connection, request: Any, timeout: float) -> Any:
-    """Send request on conn and return the answer.
+    """Send request on conn and return the answer as soon as it comes.
 
     Wait at most timeout seconds: raise TimeoutError when no answer has come by then.
     """
@@ -51,7 +51,9 @@ def read_until_closed(conn: Connection) -> list[Any]:
 def stream_from_child(write: Callable[..., None], args: tuple = ()) -> list[Any]:
     """Run write(writing end, *args) in a child process over a one-way pipe; return what it sent, in order.
 
-    The child closes its end when it is done (or simply ends).
+    The child closes its end when it is done (or simply ends). args may be
+    left out: write then gets the writing end alone. The child has ended when
+    stream_from_child returns.
     """
     # TODO (task 4): Pipe(duplex=False); start the child with the writing end; close your copy of the
     # writing end; read_until_closed on the reading end; join the child.

@@ -80,7 +80,7 @@ def add_items(condition: Any, box: Any, count: int) -> None:
 
 
 def wait_for_items(condition: Any, box: Any, wanted: int, timeout: float) -> bool:
-    """Wait until box.value >= wanted, at most timeout seconds.
+    """Wait until box.value >= wanted, at most timeout seconds in all.
 
     Return True if there are enough items, False if the time ran out first.
     """

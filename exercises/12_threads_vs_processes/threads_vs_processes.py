@@ -25,7 +25,8 @@ def choose_executor(kind: str) -> type[Executor]:
 def run_io_bound(func: Callable[[Any], Any], items: Iterable[Any], max_workers: int) -> list[Any]:
     """Run func(item) for every item, where func mostly waits; return the results in the order of items.
 
-    Up to max_workers tasks wait at the same time, in threads of this process.
+    max_workers tasks wait at the same time, in threads of this process: never more,
+    and fewer only once fewer items are left.
     """
     # TODO (task 2): the executor for waiting, in a with block, and its map.
     raise NotImplementedError("run_io_bound: task 2 of exercise 12")
@@ -34,7 +35,8 @@ def run_io_bound(func: Callable[[Any], Any], items: Iterable[Any], max_workers: 
 def run_cpu_bound(func: Callable[[Any], Any], items: Iterable[Any], max_workers: int) -> list[Any]:
     """Run func(item) for every item, where func computes; return the results in the order of items.
 
-    Up to max_workers tasks compute at the same time, each on a CPU of its own.
+    max_workers tasks compute at the same time, in max_workers worker processes:
+    never more, and fewer only once fewer items are left.
     """
     # TODO (task 3): the executor for computing, in a with block, and its map.
     raise NotImplementedError("run_cpu_bound: task 3 of exercise 12")

@@ -1,4 +1,7 @@
-"""Hidden tests for exercise 1 (processes). Scenarios: grader/sandboxed/scenarios/processes.py."""
+"""Hidden tests for exercise 1 (processes). Scenarios: grader/sandboxed/scenarios/processes.py.
+
+The contract each test holds a solution to: grader/hidden/contracts/01_processes.toml.
+"""
 
 import pytest
 
@@ -35,7 +38,10 @@ def test_args_kwargs_and_name_reach_the_process(student):
     assert facts["reports"], "the target never ran: start_worker must create the Process and call start() on it"
     report = facts["reports"][-1]
     assert report["pid"] != facts["caller_pid"], "the target ran in the calling process, not in the process you started"
-    assert report["first"] == "from-args", f"the target got {report['first']!r} instead of the args: pass args=args"
+    assert report["args"] == ["from-args"], (
+        f"the target was called with the positional arguments {tuple(report['args'])!r}, not ('from-args',): "
+        "pass args=args to Process as it is (it is already a tuple)"
+    )
     assert report["tag"] == "from-kwargs", f"the target got tag={report['tag']!r}: pass kwargs=kwargs"
     assert report["name"] == "kata-worker", f"the process is named {report['name']!r}: pass name=name"
     # kwargs and name are optional: start_worker(target, args) alone must work too.
@@ -49,8 +55,54 @@ def test_args_kwargs_and_name_reach_the_process(student):
         student.reject(plain)
     reports = plain.value["reports"]
     assert reports, "start_worker(target, args) without kwargs and name never ran the target"
-    assert reports[-1]["first"] == "from-args", f"the target got {reports[-1]['first']!r} instead of the args"
+    assert reports[-1]["args"] == ["from-args"], (
+        f"the target was called with the positional arguments {tuple(reports[-1]['args'])!r}, not ('from-args',)"
+    )
     assert reports[-1]["tag"] is None, f"the target got tag={reports[-1]['tag']!r} although no kwargs were given"
+
+
+@pytest.mark.task(1)
+def test_start_worker_returns_while_the_process_runs(student):
+    """start_worker returns the started process at once, without waiting for it"""
+    facts = student.call("start_worker_returns_at_once")
+    report = facts["report"]
+    assert report is None or report["pid"] != facts["caller_pid"], (
+        "the target ran in the calling process: pass it as Process(target=...) and call start(), "
+        "do not call it yourself"
+    )
+    if facts["outcome"] == "hung":
+        # It never returned, even once its process could end: a hang of its own, not a wait for the process.
+        student.returned(facts["after_release"], "start_worker")
+        pytest.fail(
+            "start_worker returned only once its process had ended: it waits for the process "
+            "(join() or is_alive() in a loop). Start it and return it at once: the caller joins it",
+            pytrace=False,
+        )
+    student.returned(facts["call"], "start_worker")  # fails the test if it raised
+    assert facts["is_process"], "start_worker did not return the Process it started"
+    assert report is not None, (
+        f"the target never reported; its process ended with exit code {facts['exitcode']}: "
+        "start_worker must start target(*args, **kwargs) in the Process"
+    )
+    assert facts["alive_at_return"], "the process start_worker returned had already ended: do not wait for it"
+    assert facts["exitcode"] == 0, f"the worker ended with exit code {facts['exitcode']} instead of 0"
+
+
+@pytest.mark.task(1)
+def test_python_names_the_process_when_no_name_is_given(student):
+    """start_worker(target, args) without a name: Python chooses the process's name"""
+    facts = student.call("start_worker_defaults")
+    report = facts["report"]
+    assert report is None or report["pid"] != facts["caller_pid"], "the target ran in the calling process"
+    assert facts["is_process"], "start_worker(target, args) did not return the Process it started"
+    assert report is not None, (
+        f"start_worker(target, args) never ran the target; its process ended with exit code {facts['exitcode']}"
+    )
+    name = report["name"]
+    assert name == facts["default_name"], (
+        f"without a name, the process is called {name!r}, not {facts['default_name']!r}: name=None must let "
+        "Python choose, so pass name=name on as it is"
+    )
 
 
 @pytest.mark.task(2)
@@ -88,12 +140,46 @@ def test_exit_codes_come_back_in_order(student):
     """run_all returns every exit code, in the order of the arguments"""
     facts = student.call("run_all_exit_codes", [0, 3, 0, 1])
     assert facts["caller_pid"] not in facts["pids"], RAN_IN_CALLER
-    assert facts["exit_codes"] == [0, 3, 0, 1], (
-        f"run_all returned {facts['exit_codes']} for workers that exit with [0, 3, 0, 1] "
+    codes = facts["exit_codes"]
+    if (
+        isinstance(codes, list)
+        and codes != [0, 3, 0, 1]
+        and sorted(map(repr, codes)) == sorted(map(repr, [0, 3, 0, 1]))
+    ):
+        pytest.fail(
+            f"run_all returned {codes} for workers that exit with [0, 3, 0, 1] and end last one first: "
+            "the exit codes are all there, in another order. Return them in the order of arg_tuples, "
+            "not in the order the processes ended",
+            pytrace=False,
+        )
+    assert codes == [0, 3, 0, 1], (
+        f"run_all returned {codes} for workers that exit with [0, 3, 0, 1] "
         "(the 1 is an uncaught exception): return each process's exitcode, after join, in order"
     )
     pids = facts["pids"]
     assert len(set(pids)) == len(pids), "two workers shared one process: start one process per argument tuple"
+
+
+@pytest.mark.task(2)
+def test_run_all_takes_any_iterable_and_keeps_nothing_between_calls(student):
+    """run_all takes a generator or an empty list, and a second call is like the first"""
+    facts = student.call("run_all_any_iterable", [0, 0, 0])
+    assert facts["caller_pid"] not in facts["generator_pids"], RAN_IN_CALLER
+    assert facts["from_generator"] == [0, 0, 0], (
+        f"run_all returned {facts['from_generator']} for three tuples given as a generator, not [0, 0, 0]: "
+        "arg_tuples can be any iterable, and an iterator can be gone through only once: "
+        "make your list of processes from it first"
+    )
+    assert facts["empty"] == [], (
+        f"run_all(target, []) returned {facts['empty']}, not []"
+        + (": those are exit codes of an earlier call. Keep the processes of one call in a local list, "
+           "not in one that lives on between calls" if facts["empty"] else "")
+    )  # fmt: skip
+    assert facts["again"] == [0, 0, 0], (
+        f"a second run_all of three tuples in the same process returned {facts['again']}, not [0, 0, 0]: "
+        "keep the processes of one call in a local list, not in one that lives on between calls"
+    )
+    assert facts["left_running"] == 0, "processes were still running after run_all returned"
 
 
 @pytest.mark.task(3)
@@ -113,12 +199,27 @@ def test_whoami_in_the_main_process(student):
 def test_whoami_in_a_child_process(student):
     """whoami in a child: its own pid and name, the starting process as parent"""
     facts = student.call("whoami_in_child")
-    assert facts["kind"] == "ok", f"whoami failed in a child process: {facts['answer']}"
-    answer = facts["answer"]
-    assert isinstance(answer, dict), f"whoami returned {answer}, not a dict"
-    assert answer.get("pid") == facts["child_pid"], "pid is not the child's own pid"
-    assert answer.get("name") == "kata-child", f"name is {answer.get('name')!r}, expected 'kata-child'"
-    assert answer.get("parent_pid") == facts["caller_pid"], (
-        f"parent_pid is {answer.get('parent_pid')}, but the process that started this one is {facts['caller_pid']}: "
-        "use multiprocessing.parent_process(), not os.getppid()"
-    )
+    for child in facts["children"]:
+        how = {
+            "kata-child": "a child process",
+            "kata-forked-child": "a child started with fork",
+            "kata-forkserver-child": "a child started with forkserver",
+        }[child["name"]]
+        assert child["kind"] == "ok", f"whoami failed in {how}: {child['answer']}"
+        answer = child["answer"]
+        assert isinstance(answer, dict), f"whoami returned {answer} in {how}, not a dict"
+        assert answer.get("pid") != facts["caller_pid"], (
+            f"in {how}, whoami gave the pid of the process that started it: work the answer out each time "
+            "whoami is called (os.getpid(), current_process()), not once when the module is imported"
+        )
+        assert answer.get("pid") == child["child_pid"], (
+            f"in {how}, pid is {answer.get('pid')}, not the child's own pid {child['child_pid']}: use os.getpid()"
+        )
+        assert answer.get("name") == child["name"], (
+            f"in {how}, name is {answer.get('name')!r}, expected {child['name']!r}: "
+            "use multiprocessing.current_process().name"
+        )
+        assert answer.get("parent_pid") == facts["caller_pid"], (
+            f"in {how}, parent_pid is {answer.get('parent_pid')}, but the process that started it is "
+            f"{facts['caller_pid']}: use multiprocessing.parent_process(), not os.getppid()"
+        )

@@ -1,12 +1,22 @@
-"""Hidden tests for exercise 2 (pool). Scenarios: grader/sandboxed/scenarios/pool.py."""
+"""Hidden tests for exercise 2 (pool). Scenarios: grader/sandboxed/scenarios/pool.py.
+
+The contract each test holds a solution to: grader/hidden/contracts/02_pool.toml.
+"""
 
 import pytest
+
+from grader.plugin import cannot_be_pickled
 
 EXERCISE = "pool"
 
 # Long enough for a Manager and a pool to start on a loaded machine.
 MEET_WAIT = 10.0  # seconds tasks that should run together wait for each other
-SLOW_CALL = 45.0
+SLOW_CALL = 60.0
+
+NOT_CLOSED = (
+    "Open it in a with block, `with multiprocessing.Pool(processes) as pool:`, and return from inside it: "
+    "leaving the block stops the workers (or call close() and then join(), in a finally)"
+)
 
 
 def exact_sum_of_squares(n: int) -> int:
@@ -21,34 +31,95 @@ def is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def looks_like_pickling(error) -> bool:
-    text = f"{error.type} {error.message}".lower()
-    return "pickl" in text or "<lambda>" in text or "<locals>" in text
+def fail_if_not_picklable(call) -> None:
+    """A task 4 call that could not send its function to the workers gets a message of its own."""
+    if call["outcome"] == "raised" and cannot_be_pickled(call["error"]):
+        error = call["error"]
+        if "parallel_sum_of_squares" not in error["message"]:
+            pytest.fail(
+                f"the function parallel_sum_of_squares sent to the pool cannot be found by a worker process "
+                f"({error['type']}: {error['message']}): sum_of_squares must be a plain def at the top of pool.py "
+                "(task 1), not a lambda given a name",
+                pytrace=False,
+            )
+        pytest.fail(
+            f"parallel_sum_of_squares sent the pool a function that a worker process cannot get "
+            f"({error['type']}: {error['message']}). A lambda or a function defined inside another "
+            "function cannot be sent to a worker: map the module-level sum_of_squares itself, "
+            "pool.map(sum_of_squares, numbers)",
+            pytrace=False,
+        )
 
 
 def call_parallel_sums(student, scenario, *args, timeout=None):
     """Run a task 4 scenario; a function that cannot reach the workers gets a message of its own."""
     result = student.run(scenario, *args, timeout=timeout)
-    if result.status == "raised" and result.error is not None and looks_like_pickling(result.error):
-        pytest.fail(
-            f"parallel_sum_of_squares sent the pool a function that a worker process cannot get "
-            f"({result.error.type}: {result.error.message}). A lambda or a function defined inside another "
-            "function cannot be sent to a worker: map the module-level sum_of_squares itself, "
-            "pool.map(sum_of_squares, numbers)",
-            pytrace=False,
+    if result.status == "raised" and result.error is not None:
+        fail_if_not_picklable(
+            {"outcome": "raised", "error": {"type": result.error.type, "message": result.error.message}}
         )
     if result.status != "returned":
         student.reject(result)
+    for facts in result.value:
+        fail_if_not_picklable(facts["call"])
     return result.value
 
 
-def result_list(facts, what):
-    """The results of a call as a list, or fail saying what came back instead."""
-    results = facts["results"] if "results" in facts else facts["result"]
-    assert facts["type"] == "list" and isinstance(results, list), (
-        f"{what} returned a {facts['type']} ({str(results)[:80]}), not a list: return the list that pool.map gives you"
+def result_list(student, facts, what, function="parallel_map"):
+    """The value of a call made in the sandbox (its facts, or the facts of the call), as a list, or fail
+    saying what came back instead."""
+    if facts.get("pending_at_terminate"):
+        pytest.fail(
+            f"{what} stopped its pool while {facts['pending_at_terminate']} of its jobs had no result yet, so "
+            "those results can never come: leaving a with block stops the workers. Get the results inside the "
+            "block (return pool.map(func, items) from inside it)",
+            pytrace=False,
+        )
+    call = facts.get("call", facts)
+    value = student.returned(call, function)
+    if not isinstance(value, list):
+        pytest.fail(
+            f"{what} returned {str(value)[:80]}, not a list: return the list that pool.map gives you", pytrace=False
+        )
+    return value
+
+
+def judge_nothing_left(facts, call: str, ended: str = "returned") -> None:
+    """Fail when worker processes the call started were still running, seen in the caller right after it ended."""
+    left = facts["left_running"]
+    if not left:
+        return
+    states = {pool["state"] for pool in facts["pools"]}
+    running = f"{len(left)} of the {facts['started']} worker process(es) that {call} started were still running"
+    if ended == "raised":
+        pytest.fail(
+            f"{running} after it raised func's exception: the pool is stopped only when nothing goes wrong. Use a "
+            "with block, which stops the workers however the block is left (or close() and join() in a finally)",
+            pytrace=False,
+        )
+    if "RUN" in states:
+        pytest.fail(f"{running} the moment it returned: it never closed its pool. {NOT_CLOSED}", pytrace=False)
+    if "CLOSE" in states:
+        pytest.fail(
+            f"{running} the moment it returned: it closed its pool but did not wait for the workers to end. "
+            "close() only tells them to stop; join() after it waits until they have (a with block stops them too)",
+            pytrace=False,
+        )
+    pytest.fail(
+        f"{running} the moment it returned: stop the pool and wait for its workers before returning. {NOT_CLOSED}",
+        pytrace=False,
     )
-    return results
+
+
+def judge_in_workers(facts, what: str) -> None:
+    """Fail when the work was done in the caller's own process (a loop, or a pool of threads)."""
+    if facts["started"] == 0 or facts["caller_pid"] in facts.get("worker_pids", []):
+        pytest.fail(
+            f"{what} started no worker process: the items were worked out in your own process (a loop, or a pool "
+            "of threads). Create a multiprocessing.Pool(processes) and let pool.map(func, items) send them to its "
+            "worker processes",
+            pytrace=False,
+        )
 
 
 # ---------------------------------------------------------------- task 1
@@ -70,10 +141,10 @@ def test_sum_of_squares_values(student):
                 f"sum_of_squares({n}) returned {got!r}, expected {want}: you added n * n too. "
                 "Stop before n, as range(n) does"
             )
-        if isinstance(got, float):
+        if isinstance(got, float) or (is_int(got) and got != want and abs(got - want) < want * 1e-12):
             pytest.fail(
-                f"sum_of_squares({n}) returned {got!r}, a float, expected exactly {want}: a float keeps only about "
-                "16 digits. Use whole numbers only (// instead of /, or add up i * i)"
+                f"sum_of_squares({n}) returned {got!r}, expected exactly {want}: the result went through a float, "
+                "which keeps only about 16 digits. Use whole numbers only (// instead of /, or add up i * i)"
             )
         assert is_int(got) and got == want, (
             f"sum_of_squares({n}) returned {got!r}, expected {want}: add up i * i for every i from 0 up to, "
@@ -86,11 +157,14 @@ def test_sum_of_squares_runs_in_a_worker(student):
     """sum_of_squares can be sent to a pool's worker processes"""
     numbers = [5, 0, 300, 10]
     facts = student.call("sum_of_squares_in_workers", numbers, timeout=30)
-    assert facts["kind"] != "raised", (
-        f"sum_of_squares could not be run by a pool worker ({facts.get('error')}). A worker process finds the "
-        "function by its name in pool.py: define it with def at the top level of the module, not as a lambda "
-        "or inside another function"
-    )
+    if facts["kind"] == "raised":
+        error = facts["error"]
+        pytest.fail(
+            f"sum_of_squares could not be run by a pool worker ({error['type']}: {error['message']}). A worker "
+            "process finds the function by its name in pool.py: define it with def at the top level of the module, "
+            "not as a lambda or inside another function",
+            pytrace=False,
+        )
     assert facts["kind"] != "silent", (
         "a pool worker never answered for sum_of_squares: define it with def at the top level of pool.py, so that "
         "a worker process can find it by name"
@@ -103,13 +177,31 @@ def test_sum_of_squares_runs_in_a_worker(student):
 # ---------------------------------------------------------------- task 2
 
 
+def answer_of(answer, call: str, where: str = "") -> int:
+    """The value choose_pool_size returned, or fail saying what it did instead."""
+    if answer["outcome"] == "hung":
+        pytest.fail(f"{where}{call} had not returned after a few seconds", pytrace=False)
+    if answer["outcome"] == "raised":
+        error = answer["error"]
+        at = f" ({error['where']})" if error.get("where") else ""
+        pytest.fail(f"{where}{call} raised {error['type']}: {error['message']}{at}", pytrace=False)
+    return answer["value"]
+
+
 def judge_pool_size(call: str, got, n_tasks: int, cpus: int) -> None:
     """Fail with the mistake named when got is not the pool size for n_tasks tasks on cpus CPUs."""
     want = expected_pool_size(n_tasks, cpus)
     if got == want:
         return
-    if n_tasks == 0:
+    if got == 0 or (is_int(got) and got < 1):
         pytest.fail(f"{call} returned {got!r}: a pool needs at least one worker, so never return less than 1")
+    if cpus == 0:
+        pytest.fail(
+            f"{call} returned {got!r}, expected {want}: cpus=0 was taken for cpus=None (this machine's count). "
+            "Ask os.cpu_count() only when cpus is None (`if cpus is None`), not whenever it is falsy "
+            "(`cpus or ...`); the answer is never less than 1",
+            pytrace=False,
+        )
     if got == n_tasks and n_tasks > cpus:
         pytest.fail(
             f"{call} returned {got!r}, one worker per task: with more workers than CPUs they only take "
@@ -126,12 +218,12 @@ def judge_pool_size(call: str, got, n_tasks: int, cpus: int) -> None:
 @pytest.mark.task(2)
 def test_choose_pool_size_with_known_cpus(student):
     """choose_pool_size takes the smaller of tasks and CPUs, and at least 1"""
-    cases = [[10, 4], [3, 8], [4, 4], [100, 2], [1, 16], [1, 1], [0, 4], [0, 1]]
-    answers = student.call("choose_with_cpus", cases)
+    cases = [[10, 4], [3, 8], [4, 4], [100, 2], [1, 16], [1, 1], [0, 4], [0, 1], [5, 0], [0, 0]]
+    machine = 8  # os.cpu_count() says so during the calls: cpus was given, so it must not matter
+    answers = student.call("choose_with_cpus", cases, machine)
     for (n_tasks, cpus), answer in zip(cases, answers, strict=True):
         call = f"choose_pool_size({n_tasks}, cpus={cpus})"
-        assert "raised" not in answer, f"{call} raised {answer.get('raised')}"
-        judge_pool_size(call, answer["value"], n_tasks, cpus)
+        judge_pool_size(call, answer_of(answer, call), n_tasks, cpus)
 
 
 @pytest.mark.task(2)
@@ -142,28 +234,30 @@ def test_choose_pool_size_asks_os_cpu_count(student):
     machines = [{"cpu_count": facts["cpu_count"], "answers": facts["answers"]}, *facts["pretend"]]
     for machine in machines:
         cpu_count = machine["cpu_count"]
-        where = f"when os.cpu_count() returns {cpu_count}"
+        where = f"when os.cpu_count() returns {cpu_count}{' (the count is unknown)' if cpu_count is None else ''}, "
         for entry in machine["answers"]:
             n_tasks = entry["n_tasks"]
             want = expected_pool_size(n_tasks, cpu_count)
             for call, answer in ((f"choose_pool_size({n_tasks})", entry["default"]),
                                  (f"choose_pool_size({n_tasks}, None)", entry["none"])):  # fmt: skip
                 if cpu_count is None:
-                    assert "raised" not in answer, (
-                        f"{where} (the count is unknown), {call} raised {answer['raised']}: "
-                        "treat an unknown count as 1 CPU (os.cpu_count() or 1)"
-                    )
-                    assert answer["value"] == want, (
-                        f"{where} (the count is unknown), {call} returned {answer['value']!r}: "
-                        "treat an unknown count as 1 CPU, so the answer is 1"
+                    if answer["outcome"] == "raised":
+                        error = answer["error"]
+                        pytest.fail(
+                            f"{where}{call} raised {error['type']}: {error['message']}: "
+                            "treat an unknown count as 1 CPU (os.cpu_count() or 1)",
+                            pytrace=False,
+                        )
+                    got = answer_of(answer, call, where)
+                    assert got == want, (
+                        f"{where}{call} returned {got!r}: treat an unknown count as 1 CPU, so the answer is 1"
                     )
                     continue
-                assert "raised" not in answer, f"{where}, {call} raised {answer['raised']}"
-                got = answer["value"]
+                got = answer_of(answer, call, where)
                 if got != want and got == n_tasks:
-                    judge_pool_size(f"{where}, {call}", got, n_tasks, cpu_count)
+                    judge_pool_size(f"{where}{call}", got, n_tasks, cpu_count)
                 assert got == want, (
-                    f"{where}, {call} returned {got!r}, expected {want}. When cpus is None, call os.cpu_count() "
+                    f"{where}{call} returned {got!r}, expected {want}. When cpus is None, call os.cpu_count() "
                     "each time choose_pool_size runs (not once at import, and not a number of your own)"
                 )
 
@@ -176,86 +270,175 @@ def test_results_come_back_in_input_order(student):
     """parallel_map returns the results in the order of the items, even when later items finish first"""
     count = 4
     facts = student.call("map_finishing_backwards", count, MEET_WAIT, timeout=SLOW_CALL)
-    results = result_list(facts, "parallel_map")
+    results = result_list(student, facts, "parallel_map")
     indexes = [r.get("index") if isinstance(r, dict) else r for r in results]
     want = list(range(count))
     if indexes != want and sorted(map(str, indexes)) == sorted(map(str, want)) and indexes == facts["finish_order"]:
         pytest.fail(
             f"parallel_map returned the results in the order the tasks finished ({indexes}), not in the order of "
-            f"the items ({want}): return pool.map(func, items), which keeps the input order"
+            f"the items ({want}): return pool.map(func, items), which keeps the input order",
+            pytrace=False,
         )
-    assert indexes == want, f"parallel_map returned results for items {indexes}, expected {want} in that order"
-
-
-def worker_pids(facts):
-    """The pids the tasks ran in, after checking they ran in worker processes."""
-    results = result_list(facts, "parallel_map")
-    assert len(results) == 3 and all(isinstance(r, dict) for r in results), (
-        f"parallel_map returned {str(results)[:120]}: expected func's result for each of the 3 items"
+    assert indexes == want, (
+        f"parallel_map returned results for items {indexes}, expected {want} in that order "
+        f"(the items finished in the order {facts['finish_order']})"
     )
-    pids = [r["pid"] for r in results]
-    assert facts["caller_pid"] not in pids, (
-        "the tasks ran in your own process, one after another: create a multiprocessing.Pool(processes) and "
-        "let pool.map(func, items) send them to its worker processes"
-    )
-    return pids
 
 
 @pytest.mark.task(3)
 def test_tasks_run_in_several_workers_at_once(student):
     """parallel_map runs the tasks in several worker processes at the same time"""
     facts = student.call("map_at_barrier", 3, 3, MEET_WAIT, 1, timeout=SLOW_CALL)
-    pids = worker_pids(facts)
-    met = [r["met"] for r in result_list(facts, "parallel_map")]
-    assert all(met), (
-        f"with processes=3, the 3 tasks never ran at the same time (they ran in {len(set(pids))} worker "
-        "process(es)): pass processes on, multiprocessing.Pool(processes), instead of letting the pool choose "
-        "its size from the CPU count"
+    results = result_list(student, facts, "parallel_map")
+    assert len(results) == 3 and all(isinstance(r, dict) for r in results), (
+        f"parallel_map returned {str(results)[:120]}: expected func's result for each of the 3 items"
+    )
+    pids = [r["pid"] for r in results]
+    assert facts["caller_pid"] not in pids, (
+        "the tasks ran in your own process (a loop, or a pool of threads), not in worker processes: create a "
+        "multiprocessing.Pool(processes) and let pool.map(func, items) send them to its worker processes"
+    )
+    assert all(r["met"] for r in results), (
+        f"with processes=3, the 3 tasks never ran at the same time on a machine that says it has 1 CPU (they ran "
+        f"in {len(set(pids))} worker process(es)): pass processes on, multiprocessing.Pool(processes), and hand "
+        "all the items to the pool at once, pool.map(func, items)"
     )
     assert len(set(pids)) == 3, f"the 3 tasks that ran at the same time reported only {len(set(pids))} pids"
 
 
 @pytest.mark.task(3)
 def test_pool_has_the_workers_asked_for(student):
-    """parallel_map starts exactly as many workers as processes asks for, not more"""
-    facts = student.call("map_recording_pools", 2, 6, 4)
-    pools = facts["pools"]
-    assert pools, (
-        "parallel_map made no multiprocessing.Pool: create one, `with multiprocessing.Pool(processes) as pool:`"
+    """parallel_map starts exactly as many workers as processes asks for, not one per CPU or per item"""
+    facts = student.call("map_counting_workers", 2, 6, 4, timeout=SLOW_CALL)
+    results = result_list(student, facts, "parallel_map")
+    squares = [r.get("square") if isinstance(r, dict) else r for r in results]
+    # The order has a test of its own: here only the values count.
+    assert sorted(squares, key=str) == sorted((x * x for x in range(6)), key=str), (
+        f"parallel_map(square, range(6)) returned {squares}"
     )
-    sizes = [pool["workers"] for pool in pools]
-    assert sizes == [2], (
-        f"with processes=2 on a 4-CPU machine, parallel_map made pools of {sizes} workers: create it with "
-        "multiprocessing.Pool(processes), not one worker per item or per CPU"
+    judge_in_workers(facts, "parallel_map")
+    peak = facts["peak"]
+    assert peak == 2, (
+        f"with processes=2, on a machine that says it has 4 CPUs, parallel_map had {peak} worker processes running "
+        "at once for 6 items: create the pool with the number you were given, multiprocessing.Pool(processes), "
+        "not one worker per item or per CPU"
     )
-    assert all(pool["of_processes"] for pool in pools), "the pool's workers are threads, not processes"
-    pids = facts["worker_pids"]
-    assert pids and facts["caller_pid"] not in pids, "the items were not worked out in the pool's worker processes"
+
+
+@pytest.mark.task(3)
+def test_processes_none_takes_one_worker_per_cpu(student):
+    """parallel_map with processes left out or None starts one worker per CPU"""
+    cpus = 3  # the scenario makes os.cpu_count() say so, whatever this machine has
+    for pass_processes, call in ((False, "parallel_map(func, items)"), (True, "parallel_map(func, items, None)")):
+        facts = student.call("map_counting_workers", None, 7, cpus, pass_processes, timeout=SLOW_CALL)
+        results = result_list(student, facts, call)
+        assert len(results) == 7, f"{call} returned {len(results)} results for 7 items"
+        judge_in_workers(facts, call)
+        peak = facts["peak"]
+        assert peak == cpus, (
+            f"on a machine that says it has {cpus} CPUs, {call} for 7 items had {peak} worker processes running at "
+            f"once, not {cpus}: processes=None is the default, and multiprocessing.Pool(None) takes one worker per "
+            "CPU. Pass processes on as it is"
+        )
 
 
 @pytest.mark.task(3)
 def test_no_worker_left_after_parallel_map(student):
     """parallel_map closes its pool: no worker process is left once it returns"""
     count = 6
-    facts = student.call("map_then_look_around", 2, count, timeout=30)
-    results = result_list(facts, "parallel_map")
+    facts = student.call("map_then_look_around", 2, count, timeout=SLOW_CALL)
+    results = result_list(student, facts, "parallel_map")
     squares = [r.get("square") if isinstance(r, dict) else r for r in results]
     want = [x * x for x in range(count)]
     # The order has a test of its own: here only the values count.
     assert sorted(squares, key=str) == sorted(want, key=str), (
         f"parallel_map(square, {list(range(count))}) returned {squares}, expected {want}"
     )
-    assert not facts["unclosed_pools"], (
-        "parallel_map never closed its pool: Python had to clean it up for you and warned "
-        f"({facts['unclosed_pools'][0]}). Open it in a with block, `with multiprocessing.Pool(processes) as pool:`, "
-        "which closes the pool and stops its workers when the block ends"
+    judge_nothing_left(facts, "parallel_map")
+    still = facts["workers_still_running"]
+    assert not still, (
+        f"{len(still)} process(es) that worked out items were still running after parallel_map returned. {NOT_CLOSED}"
     )
-    left = len(facts["left_running"]) or len(facts["workers_still_running"])
-    assert not left, (
-        f"{left} worker process(es) were still running after parallel_map returned: the pool was never closed. "
-        "Open it in a with block, `with multiprocessing.Pool(processes) as pool:`, and return from inside it "
-        "(or call close() then join()); do not keep a pool in a global variable"
+
+
+@pytest.mark.task(3)
+def test_an_exception_in_func_reaches_the_caller_and_leaves_nothing_running(student):
+    """When func raises, parallel_map raises that exception and still leaves no worker running"""
+    facts = student.call("map_that_raises", 2, timeout=SLOW_CALL)
+    call = facts["call"]
+    if call["outcome"] == "hung":
+        result_list(student, facts, "parallel_map")  # says why it never returned
+    if call["outcome"] == "returned":
+        pytest.fail(
+            f"parallel_map returned {str(call['value'])[:80]} although func raised ValueError for one item: "
+            "do not catch it, let it reach the caller (pool.map raises it again in your process)",
+            pytrace=False,
+        )
+    error = call["error"]
+    assert error["type"] == "ValueError" and "item 2 is bad" in error["message"], (
+        f"parallel_map raised {error['type']}: {error['message']}, not the ValueError('item 2 is bad ...') that "
+        "func raised in the worker: let that exception through as it is"
     )
+    judge_nothing_left(facts, "parallel_map", ended="raised")
+
+
+def same_items(got, want) -> bool:
+    """Whether two lists hold the same values, in any order (the order has a test of its own)."""
+    return isinstance(got, list) and sorted(map(repr, got)) == sorted(map(repr, want))
+
+
+@pytest.mark.task(3)
+def test_parallel_map_takes_any_iterable_and_keeps_nothing_between_calls(student):
+    """parallel_map takes a generator, no items, falsy and equal items, big results, call after call"""
+    facts = student.call("map_any_iterable", timeout=SLOW_CALL)
+    generator = facts["generator"]
+    if generator["call"]["outcome"] == "raised":
+        error = generator["call"]["error"]
+        pytest.fail(
+            f"parallel_map(abs, items) raised {error['type']}: {error['message']} for items given as a generator: "
+            "items can be any iterable, which has no len() and can be gone through only once. Hand it to "
+            "pool.map as it is (or make a list of it once, first)",
+            pytrace=False,
+        )
+    got = result_list(student, generator, "parallel_map(abs, items) for items from a generator")
+    assert same_items(got, [3, 0, 3, 5]), (
+        f"parallel_map(abs, items) returned {got} for the items -3, 0, -3, 5 given as a generator, "
+        "not [3, 0, 3, 5]: an iterator can be gone through only once, so go through it once only"
+    )
+    judge_in_workers(generator, "parallel_map")
+    judge_nothing_left(generator, "parallel_map")
+    got = result_list(student, facts["empty"], "parallel_map(abs, [])")
+    assert got == [], f"parallel_map(abs, []) returned {got}, not []"
+    falsy = facts["falsy"]
+    got = result_list(student, falsy, "a second parallel_map in the same process")
+    want = ["0", "''", "None", "0", "''"]
+    assert same_items(got, want), (
+        f"parallel_map(repr, [0, '', None, 0, '']) returned {got}, not {want}: every item counts, "
+        "also one that is falsy or equal to another"
+    )
+    started = falsy["started"]
+    assert started, (
+        "a later parallel_map in the same process, with processes=3, started no worker process, although the "
+        "first call did: make a new pool in every call, keep nothing from an earlier one"
+    )
+    assert falsy["peak"] == 3, (
+        f"a later parallel_map in the same process, with processes=3, had {falsy['peak']} worker processes running "
+        "at once, not 3, "
+        f"on a machine that says it has {facts['cpu_count']} CPUs: create each call's pool with the processes "
+        "it was given, multiprocessing.Pool(processes)"
+    )
+    judge_nothing_left(falsy, "parallel_map")
+    big = facts["big"]
+    if big["call"]["outcome"] == "hung":
+        pytest.fail(
+            f"parallel_map had not returned {big['call']['deadline']:g} s after it was given 4 items whose results "
+            "are 100 KB each, more than a pipe holds, although it returned for small results: a process that puts "
+            "a big result on a queue ends only once the result has been read. Read the results before you join() "
+            "the processes (pool.map does all of it for you)",
+            pytrace=False,
+        )
+    lengths = result_list(student, big, "parallel_map with results of 100 KB each")
+    assert same_items(lengths, [100_000] * 4), f"parallel_map returned results of {lengths} characters, not 4 of 100000"
 
 
 # ---------------------------------------------------------------- task 4
@@ -264,10 +447,17 @@ def test_no_worker_left_after_parallel_map(student):
 @pytest.mark.task(4)
 def test_parallel_sum_of_squares_values(student):
     """parallel_sum_of_squares returns sum_of_squares of each number, in order"""
-    inputs = [[3, 0, 10, 1000, 1], [20_000, 5, 123, 7, 77, 4, 9, 1], [42]]
-    for facts in call_parallel_sums(student, "parallel_sums", inputs, timeout=30):
+    inputs = [[3, 0, 10, 1000, 1], [20_000, 5, 123, 7, 77, 4, 9, 1], [42], []]
+    for facts in call_parallel_sums(student, "parallel_sums", inputs, timeout=SLOW_CALL):
         numbers = facts["numbers"]
-        got = result_list(facts, f"parallel_sum_of_squares({numbers})")
+        got = result_list(student, facts, f"parallel_sum_of_squares({numbers})", "parallel_sum_of_squares")
+        if got != facts["one_by_one"] and same_items(got, facts["one_by_one"]):
+            pytest.fail(
+                f"parallel_sum_of_squares({numbers}) returned {got}: the right sums, but not in the order of the "
+                f"numbers ({facts['one_by_one']}): map sum_of_squares over numbers with pool.map, "
+                "which keeps the order",
+                pytrace=False,
+            )
         assert got == facts["one_by_one"], (
             f"parallel_sum_of_squares({numbers}) returned {got}, but sum_of_squares gives {facts['one_by_one']} "
             "for these numbers, in this order: map sum_of_squares over numbers with pool.map"
@@ -278,27 +468,19 @@ def test_parallel_sum_of_squares_values(student):
 def test_pool_sized_by_choose_pool_size_and_closed(student):
     """parallel_sum_of_squares uses a pool of choose_pool_size(len(numbers)) workers and closes it"""
     cpus = 3  # the scenario makes os.cpu_count() say so, whatever this machine has
-    for facts in call_parallel_sums(student, "parallel_sums_watched", [1, 2, 5], cpus, timeout=30):
+    for facts in call_parallel_sums(student, "parallel_sums_watched", [1, 2, 5], cpus, timeout=SLOW_CALL):
         length, want = facts["length"], facts["choose_pool_size"]
         call = f"parallel_sum_of_squares on {length} number(s), on a machine with {cpus} CPUs,"
-        pools = facts["pools"]
-        assert pools, f"{call} did not create a multiprocessing.Pool: use one (parallel_map does) to map sum_of_squares"
-        for pool in pools:
-            assert pool["of_processes"], (
-                f"{call} used a {pool['kind']}, whose workers are threads of your own process: use "
-                "multiprocessing.Pool, whose workers are processes"
-            )
-            assert pool["workers"] == want, (
-                f"{call} used a pool of {pool['workers']} worker(s), but choose_pool_size({length}) is {want}: "
-                "create the pool with choose_pool_size(len(numbers)) workers"
-            )
+        result_list(student, facts, call, "parallel_sum_of_squares")
+        started = facts["started"]
+        assert started, (
+            f"{call} started no worker process: the numbers were worked out in your own process (a loop, or a pool "
+            "of threads). Use a multiprocessing.Pool (parallel_map does) to map sum_of_squares"
+        )
+        assert facts["peak"] == want, (
+            f"{call} had {facts['peak']} worker process(es) running at once, but choose_pool_size({length}) is "
+            f"{want}: create the pool with choose_pool_size(len(numbers)) workers"
+        )
         got = facts["result_length"]
         assert got == length, f"{call} returned {got} results for {length} numbers"
-        assert not facts["unclosed_pools"], (
-            f"{call} never closed its pool, and Python warned ({facts['unclosed_pools'][0]}): use it in a with block "
-            "(or through parallel_map)"
-        )
-        assert not facts["left_running"], (
-            f"{len(facts['left_running'])} worker process(es) were still running after {call} returned: "
-            "close the pool, for example by using it in a with block (or through parallel_map)"
-        )
+        judge_nothing_left(facts, "parallel_sum_of_squares")

@@ -9,61 +9,103 @@ one event per item, shared with the scenario:
     done[i]     the worker sets it when it has finished item i
 
 With gates the scenario decides in which order items finish, and with
-started/done it sees what had happened when a graded function returned: a
-function that should return at once but waited shows up as "finished before it
-returned", and the results say whether their gate was ever opened. A worker
-waits at most GATE_WAIT for anything, so a graded function that blocks where it
-should not returns late instead of hanging. Every other wait has a timeout too.
+started/done it sees what had happened when a graded function returned or
+handed out a result. A scenario waits until every worker of its pool is up
+before it calls graded code.
+
+Windows opened on purpose, so that a mistake fails every time:
+- "returns at once": the graded function is called with the kit's
+  call_with_deadline while every gate is closed. A function that waits for the
+  work cannot return before the scenario opens the gates, which it does only
+  once the call has been waiting HOLD_WAIT seconds; one that returns at once
+  has returned long before.
+- Order: the scenario opens the gates last to first (or in an order of its
+  choosing), so results that come out in the order they finish are in the
+  wrong order every time.
+- "at most timeout seconds" overall: the first item may finish well within the
+  timeout, the second only after it; a timeout per item, or one that starts
+  again for each result, then returns both instead of raising.
+- A worker gives up waiting for a gate after GATE_WAIT seconds, so a function
+  that waits where it should not still ends, and the results it hands out say
+  whether their gate was ever opened.
 
 Each scenario returns facts (plain JSON) for the hidden test to judge. Pool
-tasks are module-level functions, so every start method can find them by name;
-callbacks are closures, because the pool calls them in this process.
+tasks are module-level functions, so every start method can find them by
+name; callbacks are closures, because the README says they may be.
 """
 
 from __future__ import annotations
 
 import collections.abc
-import contextlib
 import multiprocessing
 import multiprocessing.pool
 import os
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
+from grader.sandboxed.scenarios.kit import (
+    HUNG,
+    RETURNED,
+    Called,
+    call_with_deadline,
+    error_fact,
+    plain,
+    type_name,
+)
+
 # How long a worker waits for a gate or for another item: a correct solution
 # opens it within a second even on a busy machine; a wrong one costs this much.
-GATE_WAIT = 5.0
+GATE_WAIT = 6.0
+# How long a call that must return at once is given while the gates are closed.
+# It returns in microseconds when right; a wrong one is waiting for a gate.
+HOLD_WAIT = 3.0
 # How long the scenario waits for something a correct solution delivers
 # promptly (a result after its gate opened, a callback): long, for busy machines.
 WAIT = 20.0
 # The chunk test: items 0..CHUNK_ITEMS-1 in chunks of CHUNK on 2 workers.
 CHUNK = 3
 CHUNK_ITEMS = 6
+# The overall timeout of gather: item 0 may finish at FIRST_OPEN s, item 1 at
+# SECOND_OPEN s after the call began. An overall timeout raises at OVERALL s,
+# before item 1 may finish; a timeout per item waits for item 1 until
+# FIRST_OPEN + OVERALL s, by when it has long finished.
+OVERALL = 2.5
+FIRST_OPEN = 1.5
+SECOND_OPEN = 3.25
 
 _gates: list[Any] = []
 _started: list[Any] = []
 _done: list[Any] = []
+_installed = False  # whether this process is a worker of a pool the scenario made
 
 
 # --- what runs in the pool's workers -------------------------------------------------------------------------------
 
 
-def install_events(gates: list[Any], started: list[Any], done: list[Any]) -> None:
-    """Pool initializer: keep the scenario's events where the tasks can find them."""
-    global _gates, _started, _done
-    _gates, _started, _done = gates, started, done
+def install_events(gates: list[Any], started: list[Any], done: list[Any], ready: Any) -> None:
+    """Pool initializer: keep the scenario's events where the tasks can find them; say this worker is up."""
+    global _gates, _started, _done, _installed
+    _gates, _started, _done, _installed = gates, started, done, True
+    ready.put(os.getpid())
 
 
 def _in_a_worker() -> None:
-    """Say so clearly when a task is called in the graded code's own process instead of a worker."""
-    if not _gates:
+    """Say so clearly when a task runs anywhere but in a worker of the pool the graded function was given."""
+    if _installed:
+        return
+    if multiprocessing.parent_process() is None:
         raise RuntimeError(
             "this function ran in the process that called your code, not in one of the pool's workers: "
             "hand it to a pool method instead of calling it yourself"
         )
+    raise RuntimeError(
+        "this function ran in a worker of another pool than the one your function was given: "
+        "use the pool you were given, do not make one of your own"
+    )
 
 
 def gated_task(item: int) -> dict[str, Any]:
@@ -95,10 +137,10 @@ def finish_pair_after_next(item: int, label: str) -> dict[str, Any]:
 
 
 def wait_for_partner(item: int) -> dict[str, Any]:
-    """Pool task for the chunk test: item 0 finishes only once item CHUNK has started.
+    """Pool task for the chunk tests: item 0 finishes only once item CHUNK has started.
 
-    With real chunks, items 0..CHUNK-1 run in one worker and CHUNK.. in the other;
-    with one item at a time, item 0 holds its worker and the next items run elsewhere.
+    With chunks of CHUNK, items 0..CHUNK-1 run in one worker and CHUNK.. in the other;
+    with one item at a time, item 0 holds its worker and items 1..CHUNK run in the other.
     """
     _in_a_worker()
     _started[item].set()
@@ -108,11 +150,13 @@ def wait_for_partner(item: int) -> dict[str, Any]:
 
 def add_here(a: int, b: int) -> dict[str, Any]:
     """Pool task: add two numbers and say where it ran."""
+    _in_a_worker()
     return {"sum": a + b, "pid": os.getpid()}
 
 
 def fail_on_two(item: int) -> int:
     """Pool task: raise for item 2, naming the process it ran in."""
+    _in_a_worker()
     if item == 2:
         raise ValueError(f"item 2 is bad (raised in process {os.getpid()})")
     return item * 10
@@ -121,76 +165,54 @@ def fail_on_two(item: int) -> int:
 # --- helpers of the scenarios --------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _left_to_the_sandbox(pool: multiprocessing.pool.Pool) -> collections.abc.Iterator[multiprocessing.pool.Pool]:
-    """Use the pool, then leave it as it is: the sandbox kills every process when the call ends.
-
-    Not Pool.terminate() (what `with pool:` calls): it hung once in 150 runs under
-    forkserver on a loaded machine, when the workers went idle just as it ran, and a
-    scenario must never hang on its own clean-up.
-    """
-    yield pool
-
-
 def _pool_with_events(workers: int, items: int) -> tuple[multiprocessing.pool.Pool, list[Any], list[Any], list[Any]]:
+    """A pool whose workers share the scenario's events, once every worker is up.
+
+    Never closed here: Pool.terminate() (what `with pool:` calls) hung once in
+    150 runs under forkserver on a loaded machine, when the workers went idle
+    just as it ran, and a scenario must never hang on its own clean-up. The
+    sandbox kills every process when the call ends.
+    """
     gates, started, done = ([multiprocessing.Event() for _ in range(items)] for _ in range(3))
-    pool = multiprocessing.Pool(workers, initializer=install_events, initargs=(gates, started, done))
+    ready = multiprocessing.SimpleQueue()
+    pool = multiprocessing.Pool(workers, initializer=install_events, initargs=(gates, started, done, ready))
+    for _ in range(workers):  # a worker that never comes up shows later, as a result that never comes
+        if not _wait_for(ready, WAIT):
+            break
     return pool, gates, started, done
 
 
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, dict):
-        return {str(key): _jsonable(item) for key, item in value.items()}
-    return repr(value)
+def _wait_for(ready: Any, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while ready.empty():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    ready.get()
+    return True
 
 
-def _error(exc: BaseException) -> dict[str, Any]:
-    kind = type(exc)
-    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
-    return {
-        "type": name,
-        "message": str(exc),
-        "is_exception": isinstance(exc, BaseException),
-        "is_multiprocessing_timeout": isinstance(exc, multiprocessing.TimeoutError),
-    }
+def _generated(values: Any) -> Iterator[Any]:
+    yield from values
 
 
-def _call(function: Any, *args: Any, **kwargs: Any) -> tuple[dict[str, Any], Any]:
-    """Call a graded function: ({"returned": JSON copy} or {"raised": error}, plus seconds), and the live value.
-
-    NotImplementedError goes on up, so that the student reads "not written yet".
-    """
-    begun = time.monotonic()
-    try:
-        value = function(*args, **kwargs)
-    except NotImplementedError:
-        raise
-    except Exception as exc:
-        return {"raised": _error(exc), "seconds": time.monotonic() - begun}, None
-    return {"returned": _jsonable(value), "seconds": time.monotonic() - begun}, value
-
-
-def _attempt(function: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    return _call(function, *args, **kwargs)[0]
-
-
-def _drain_in_background(iterable: Any) -> queue.Queue:
+def _drain_in_background(iterable: Any, done: list[Any] | None = None) -> queue.Queue:
     """Iterate what a graded function returned in a daemon thread, one message per item.
 
-    A blocking next() then never blocks the scenario: it reads the queue with a timeout.
+    A blocking next() then never blocks the scenario: it reads the queue with a
+    timeout. With done, each value says which items had finished when it came out.
     """
     messages: queue.Queue = queue.Queue()
 
     def pump() -> None:
         try:
             for value in iterable:
-                messages.put({"kind": "value", "value": _jsonable(value)})
+                message = {"kind": "value", "value": plain(value)}
+                if done is not None:
+                    message["finished"] = [index for index, event in enumerate(done) if event.is_set()]
+                messages.put(message)
         except BaseException as exc:  # the error is the fact to report
-            messages.put({"kind": "raised", "error": _error(exc)})
+            messages.put({"kind": "raised", "error": error_fact(exc)})
         else:
             messages.put({"kind": "end"})
 
@@ -206,22 +228,55 @@ def _next_message(messages: queue.Queue, timeout: float = WAIT) -> dict[str, Any
 
 
 def _collect(messages: queue.Queue, count: int) -> dict[str, Any]:
-    """Up to count values, stopping early at the end, an error or a silence."""
+    """Up to count values, stopping early at the end, an error or a silence; and whether more came."""
     values = []
     while len(values) < count:
         message = _next_message(messages)
         if message["kind"] != "value":
             return {"values": values, "stopped": message}
         values.append(message["value"])
-    return {"values": values, "stopped": None}
+    extra = _next_message(messages, timeout=0.5)
+    return {"values": values, "stopped": None if extra["kind"] in ("end", "silent") else extra}
 
 
 def _what_was_returned(value: Any) -> dict[str, Any]:
     return {
-        "type": type(value).__name__,
+        "type": type_name(value),
         "is_iterator": isinstance(value, collections.abc.Iterator),
         "is_async_result": isinstance(value, multiprocessing.pool.AsyncResult),
     }
+
+
+def _held_call(
+    function: Callable[..., Any], gates: list[Any], done: list[Any], *args: Any, look: Callable[[], Any] | None = None
+) -> tuple[Called, dict[str, Any]]:
+    """Call a function that must return at once while every gate is closed.
+
+    Facts: "outcome" at HOLD_WAIT ("hung": it was still waiting with the gates
+    closed), what had finished when it returned ("finished_at_return", and
+    look()'s answer as "seen_at_return"), and for a call that was still
+    waiting, what it did once the gates were opened ("after_release").
+    """
+
+    def at_return() -> dict[str, Any]:
+        return {
+            "finished": [index for index, event in enumerate(done) if event.is_set()],
+            "seen": look() if look is not None else None,
+        }
+
+    call = call_with_deadline(function, *args, deadline=HOLD_WAIT, after=at_return)
+    facts: dict[str, Any] = {"outcome": call.outcome, "hold": HOLD_WAIT, "gate_wait": GATE_WAIT}
+    if call.outcome == HUNG:
+        for gate in gates:
+            gate.set()
+        call = call.wait_longer(WAIT)
+        facts["after_release"] = call.facts()
+    facts["error"] = call.facts()["error"]
+    seen = call.after or {}
+    facts["finished_at_return"] = seen.get("finished")
+    facts["seen_at_return"] = seen.get("seen")
+    facts["returned"] = _what_was_returned(call.value) if call.outcome == RETURNED else None
+    return call, facts
 
 
 # --- task 1: apply and starmap -------------------------------------------------------------------------------------
@@ -229,79 +284,90 @@ def _what_was_returned(value: Any) -> dict[str, Any]:
 
 def apply_in_a_worker(module: ModuleType) -> dict[str, Any]:
     run_one = module.run_one
-    with multiprocessing.Pool(2) as pool:
-        value = _attempt(run_one, pool, add_here, (3, 4))
-        failure = _attempt(run_one, pool, fail_on_two, (2,))
-    return {"caller_pid": os.getpid(), "value": value, "failure": failure}
+    pool, _, _, _ = _pool_with_events(2, 0)
+    value = call_with_deadline(run_one, pool, add_here, (3, 4), deadline=WAIT)
+    failure = call_with_deadline(run_one, pool, fail_on_two, (2,), deadline=WAIT)
+    return {"caller_pid": os.getpid(), "value": value.facts(), "failure": failure.facts()}
 
 
 def starmap_pairs(module: ModuleType) -> dict[str, Any]:
-    run_pairs = module.run_pairs
+    """run_pairs over pairs that finish last to first."""
     pairs = [(0, "a"), (1, "b"), (2, "c")]
     pool, _, _, _ = _pool_with_events(len(pairs), len(pairs))
-    with _left_to_the_sandbox(pool):
-        outcome = _attempt(run_pairs, pool, finish_pair_after_next, pairs)
-    return {"caller_pid": os.getpid(), "outcome": outcome}
+    call = call_with_deadline(module.run_pairs, pool, finish_pair_after_next, pairs, deadline=WAIT)
+    return {"caller_pid": os.getpid(), "call": call.facts()}
+
+
+def starmap_example(module: ModuleType) -> dict[str, Any]:
+    """run_pairs with the docstring's example, equal pairs among others, and no pairs at all."""
+    pool, _, _, _ = _pool_with_events(2, 0)
+    return {
+        name: call_with_deadline(module.run_pairs, pool, pow, pairs, deadline=WAIT).facts()
+        for name, pairs in (("example", [(2, 3), (3, 2)]), ("equal", [(2, 3), (3, 2), (2, 3), (0, 0)]), ("none", []))
+    }
 
 
 # --- task 2: apply_async with callbacks ----------------------------------------------------------------------------
 
 
-class _CallbackLog:
-    """Callbacks for submit that record every call: where it ran and what it got."""
+def _callbacks() -> tuple[dict[str, Any], Callable[[Any], None], Callable[[Any], None]]:
+    """on_done and on_error as closures that record every call: where it ran and what it got."""
+    log: dict[str, Any] = {"done_calls": [], "error_calls": [], "called": threading.Event()}
 
-    def __init__(self) -> None:
-        self.done_calls: list[dict[str, Any]] = []
-        self.error_calls: list[dict[str, Any]] = []
-        self.called = threading.Event()
+    def on_done(value: Any) -> None:
+        log["done_calls"].append({"pid": os.getpid(), "value": plain(value)})
+        log["called"].set()
 
-    def on_done(self, value: Any) -> None:
-        self.done_calls.append({"pid": os.getpid(), "value": _jsonable(value)})
-        self.called.set()
+    def on_error(exc: Any) -> None:
+        call = {"pid": os.getpid(), "is_exception": isinstance(exc, BaseException)}
+        call.update(error_fact(exc) if isinstance(exc, BaseException) else {"value": plain(exc)})
+        log["error_calls"].append(call)
+        log["called"].set()
 
-    def on_error(self, exc: Any) -> None:
-        call = {"pid": os.getpid()}
-        call.update(_error(exc) if isinstance(exc, BaseException) else {"is_exception": False, "value": _jsonable(exc)})
-        self.error_calls.append(call)
-        self.called.set()
+    return log, on_done, on_error
 
-    def wait_for(self, returned: Any) -> None:
-        """Wait until the task is over: the pool calls the callbacks before it marks a result ready."""
-        if isinstance(returned, multiprocessing.pool.AsyncResult):
-            returned.wait(WAIT)
-        else:
-            self.called.wait(GATE_WAIT)
 
-    def facts(self) -> dict[str, Any]:
-        return {"done_calls": list(self.done_calls), "error_calls": list(self.error_calls)}
+def _calls_so_far(log: dict[str, Any]) -> dict[str, Any]:
+    return {"done_calls": list(log["done_calls"]), "error_calls": list(log["error_calls"])}
+
+
+def _wait_for_callback(log: dict[str, Any], returned: Any) -> None:
+    """Wait until the task is over and a callback had its chance (the pool calls it before the result is ready)."""
+    if isinstance(returned, multiprocessing.pool.AsyncResult):
+        returned.wait(WAIT)
+        log["called"].wait(1.0)  # called by the pool already; by a thread of the graded code, perhaps a moment later
+    else:
+        log["called"].wait(GATE_WAIT)
 
 
 def submit_returns_at_once(module: ModuleType) -> dict[str, Any]:
-    submit = module.submit
-    log = _CallbackLog()
+    """submit of a task whose gate opens only after submit has returned (or has waited HOLD_WAIT)."""
+    log, on_done, on_error = _callbacks()
     pool, gates, _, done = _pool_with_events(2, 1)
-    with _left_to_the_sandbox(pool):
-        begun = time.monotonic()
-        returned = submit(pool, gated_task, (0,), log.on_done, log.on_error)
-        seconds = time.monotonic() - begun
-        finished_at_return = done[0].is_set()
-        gates[0].set()
-        facts = {"returned": _what_was_returned(returned), "seconds": seconds, "finished_at_return": finished_at_return}
-        if isinstance(returned, multiprocessing.pool.AsyncResult):
-            facts["result"] = _attempt(returned.get, WAIT)
-        else:
-            facts["result"] = {"returned": _jsonable(returned)}
+    call, facts = _held_call(
+        module.submit, gates, done, pool, gated_task, (0,), on_done, on_error, look=lambda: _calls_so_far(log)
+    )
+    gates[0].set()
+    returned = call.value if call.outcome == RETURNED else None
+    if isinstance(returned, multiprocessing.pool.AsyncResult):
+        facts["result"] = call_with_deadline(returned.get, WAIT, deadline=WAIT + 1).facts()
+    _wait_for_callback(log, returned)
+    facts.update(_calls_so_far(log))
     return facts
 
 
 def _submit_and_wait(module: ModuleType, func: Any, args: tuple) -> dict[str, Any]:
-    submit = module.submit
-    log = _CallbackLog()
-    with multiprocessing.Pool(2) as pool:
-        outcome, returned = _call(submit, pool, func, args, log.on_done, log.on_error)
-        log.wait_for(returned)
-    outcome["returned_kind"] = _what_was_returned(returned)
-    return {"caller_pid": os.getpid(), "submit": outcome, **log.facts()}
+    log, on_done, on_error = _callbacks()
+    pool, _, _, _ = _pool_with_events(2, 0)
+    call = call_with_deadline(module.submit, pool, func, args, on_done, on_error, deadline=WAIT)
+    returned = call.value if call.outcome == RETURNED else None
+    _wait_for_callback(log, returned)
+    return {
+        "caller_pid": os.getpid(),
+        "submit": call.facts(),
+        "returned": _what_was_returned(returned),
+        **_calls_so_far(log),
+    }
 
 
 def submit_calls_back(module: ModuleType) -> dict[str, Any]:
@@ -316,24 +382,60 @@ def submit_reports_errors(module: ModuleType) -> dict[str, Any]:
 
 
 def gather_in_order(module: ModuleType) -> dict[str, Any]:
+    """gather over items that finish last to first; over items from a generator; over items of which one fails."""
     gather = module.gather
     items = [0, 1, 2]
     pool, _, _, _ = _pool_with_events(len(items), len(items))
-    with _left_to_the_sandbox(pool):
-        ordered = _attempt(gather, pool, finish_after_next, items, WAIT)
-        failing = _attempt(gather, pool, fail_on_two, [0, 1, 2, 3], WAIT)
-    return {"caller_pid": os.getpid(), "ordered": ordered, "failing": failing}
+    ordered = call_with_deadline(gather, pool, finish_after_next, items, WAIT, deadline=WAIT + 5)
+    generated = call_with_deadline(gather, pool, abs, _generated([-4, 0, -4, 7]), WAIT, deadline=WAIT + 5)
+    failing = call_with_deadline(gather, pool, fail_on_two, [0, 1, 2, 3], WAIT, deadline=WAIT + 5)
+    return {
+        "caller_pid": os.getpid(),
+        "ordered": ordered.facts(),
+        "generated": generated.facts(),
+        "failing": failing.facts(),
+    }
 
 
 def gather_times_out(module: ModuleType, timeout: float) -> dict[str, Any]:
-    gather = module.gather
+    """gather over items whose gates stay closed until gather has given up (or has waited timeout + HOLD_WAIT)."""
     pool, gates, _, done = _pool_with_events(2, 2)
-    with _left_to_the_sandbox(pool):
-        outcome = _attempt(gather, pool, gated_task, [0, 1], timeout)
-        finished_at_return = [event.is_set() for event in done]
-        for gate in gates:
-            gate.set()
-    return {"outcome": outcome, "finished_at_return": finished_at_return, "gate_wait": GATE_WAIT}
+    call = call_with_deadline(module.gather, pool, gated_task, [0, 1], timeout, deadline=timeout + HOLD_WAIT)
+    facts: dict[str, Any] = {"outcome": call.outcome, "hold": timeout + HOLD_WAIT, "gate_wait": GATE_WAIT}
+    finished = [index for index, event in enumerate(done) if event.is_set()]
+    for gate in gates:
+        gate.set()
+    if call.outcome == HUNG:
+        call = call.wait_longer(WAIT)
+    facts.update(call=call.facts(), finished_at_end=finished)
+    return facts
+
+
+def gather_overall_timeout(module: ModuleType) -> dict[str, Any]:
+    """gather(timeout=OVERALL) over two items: item 0 may finish at FIRST_OPEN s, item 1 only at SECOND_OPEN s."""
+    pool, gates, _, done = _pool_with_events(2, 2)
+    begun = time.monotonic()
+    opened: dict[int, float] = {}
+
+    def open_gate(item: int) -> None:
+        gates[item].set()
+        opened[item] = time.monotonic() - begun
+
+    timers = [threading.Timer(FIRST_OPEN, open_gate, (0,)), threading.Timer(SECOND_OPEN, open_gate, (1,))]
+    for timer in timers:
+        timer.daemon = True
+        timer.start()
+    call = call_with_deadline(module.gather, pool, gated_task, [0, 1], OVERALL, deadline=SECOND_OPEN + WAIT)
+    ended = time.monotonic() - begun
+    return {
+        "call": call.facts(),
+        "ended": ended,
+        "opened": {str(item): at for item, at in opened.items()},
+        "finished_at_end": [index for index, event in enumerate(done) if event.is_set()],
+        "timeout": OVERALL,
+        "first_open": FIRST_OPEN,
+        "second_open": SECOND_OPEN,
+    }
 
 
 # --- tasks 4 and 5: imap, chunksize, imap_unordered ----------------------------------------------------------------
@@ -344,62 +446,93 @@ def returns_before_the_work(module: ModuleType, function_name: str) -> dict[str,
     function = getattr(module, function_name)
     count = 3
     pool, gates, _, done = _pool_with_events(count, count)
-    with _left_to_the_sandbox(pool):
-        begun = time.monotonic()
-        returned = function(pool, gated_task, list(range(count)))
-        seconds = time.monotonic() - begun
-        finished_at_return = [event.is_set() for event in done]
-        for gate in gates:
-            gate.set()
-        collected = _collect(_drain_in_background(returned), count)
-    return {
-        "returned": _what_was_returned(returned),
-        "seconds": seconds,
-        "finished_at_return": finished_at_return,
-        "gate_wait": GATE_WAIT,
-        **collected,
-    }
+    call, facts = _held_call(function, gates, done, pool, gated_task, list(range(count)))
+    for gate in gates:
+        gate.set()
+    if call.outcome == RETURNED:
+        facts.update(_collect(_drain_in_background(call.value), count))
+    return facts
 
 
 def ordered_although_finished_last_to_first(module: ModuleType) -> dict[str, Any]:
     """lazy_results over items that the scenario lets finish last to first."""
-    lazy_results = module.lazy_results
     count = 4
     pool, gates, _, done = _pool_with_events(count, count)
-    with _left_to_the_sandbox(pool):
-        messages = _drain_in_background(lazy_results(pool, gated_task, list(range(count))))
-        finish_order = []
-        for item in reversed(range(count)):
+    call = call_with_deadline(module.lazy_results, pool, gated_task, list(range(count)), deadline=WAIT)
+    facts: dict[str, Any] = {"call": call.facts()}
+    if call.outcome != RETURNED:
+        return facts
+    messages = _drain_in_background(call.value)
+    finish_order = []
+    for item in reversed(range(count)):
+        gates[item].set()
+        if done[item].wait(WAIT):
+            finish_order.append(item)
+    return {**facts, "finish_order": finish_order, **_collect(messages, count)}
+
+
+def handed_out_when_ready(module: ModuleType) -> dict[str, Any]:
+    """lazy_results over items from a generator; items 1 then 0 may finish, then the next result is taken.
+
+    Items 2 and 3 may not finish yet: a lazy iterator hands out results 0 and 1
+    now; one that collected everything first has nothing to hand out until
+    items 2 and 3 give up waiting. Then 3 and 2 may finish.
+    """
+    count = 4
+    pool, gates, _, done = _pool_with_events(count, count)
+    call = call_with_deadline(module.lazy_results, pool, gated_task, _generated(range(count)), deadline=WAIT)
+    facts: dict[str, Any] = {"call": call.facts(), "gate_wait": GATE_WAIT}
+    if call.outcome != RETURNED:
+        return facts
+    messages = _drain_in_background(call.value, done)
+    steps = []
+    for released, takes in (([1, 0], 2), ([3, 2], 2)):
+        for item in released:
             gates[item].set()
-            if done[item].wait(WAIT):
-                finish_order.append(item)
-        collected = _collect(messages, count)
-    return {"finish_order": finish_order, **collected}
+            done[item].wait(WAIT)
+        got = []
+        for _ in range(takes):
+            message = _next_message(messages)
+            got.append(message)
+            if message["kind"] != "value":
+                break
+        steps.append({"released": released, "got": got})
+        if got[-1]["kind"] != "value":
+            break
+    return {**facts, "steps": steps}
+
+
+def _chunks(module: ModuleType, with_chunksize: bool) -> dict[str, Any]:
+    pool, _, _, _ = _pool_with_events(2, CHUNK_ITEMS)
+    args = (pool, wait_for_partner, list(range(CHUNK_ITEMS)))
+    kwargs = {"chunksize": CHUNK} if with_chunksize else {}
+    call = call_with_deadline(module.lazy_results, *args, deadline=WAIT, **kwargs)
+    facts: dict[str, Any] = {"call": call.facts(), "chunksize": CHUNK}
+    if call.outcome == RETURNED:
+        facts.update(_collect(_drain_in_background(call.value), CHUNK_ITEMS))
+    return facts
 
 
 def chunks_stay_together(module: ModuleType) -> dict[str, Any]:
     """lazy_results with chunksize=CHUNK on 2 workers: which worker ran which item."""
-    lazy_results = module.lazy_results
-    pool, _, _, _ = _pool_with_events(2, CHUNK_ITEMS)
-    with _left_to_the_sandbox(pool):
-        returned = lazy_results(pool, wait_for_partner, list(range(CHUNK_ITEMS)), chunksize=CHUNK)
-        collected = _collect(_drain_in_background(returned), CHUNK_ITEMS)
-    return {"chunksize": CHUNK, **collected}
+    return _chunks(module, True)
+
+
+def one_item_at_a_time_by_default(module: ModuleType) -> dict[str, Any]:
+    """lazy_results without chunksize on 2 workers: which worker ran which item."""
+    return _chunks(module, False)
 
 
 def released_one_at_a_time(module: ModuleType, release_order: list[int]) -> dict[str, Any]:
-    """as_finished over gated items; open one gate at a time and take the next result after each."""
-    as_finished = module.as_finished
+    """as_finished over gated items from a generator; open one gate at a time and take the next result after each."""
     count = len(release_order)
     pool, gates, _, done = _pool_with_events(count, count)
-    with _left_to_the_sandbox(pool):
-        begun = time.monotonic()
-        returned = as_finished(pool, gated_task, list(range(count)))
-        seconds = time.monotonic() - begun
-        finished_at_return = [event.is_set() for event in done]
-        messages = _drain_in_background(returned)
-        steps = []
-        for item in release_order:
-            gates[item].set()
-            steps.append({"released": item, "got": _next_message(messages)})
-    return {"steps": steps, "seconds": seconds, "finished_at_return": finished_at_return, "gate_wait": GATE_WAIT}
+    call, facts = _held_call(module.as_finished, gates, done, pool, gated_task, _generated(range(count)))
+    if call.outcome != RETURNED:
+        return facts
+    messages = _drain_in_background(call.value)
+    steps = []
+    for item in release_order:
+        gates[item].set()
+        steps.append({"released": item, "got": _next_message(messages)})
+    return {**facts, "steps": steps}

@@ -8,25 +8,37 @@ Every blocking call has a timeout.
 The targets that run_all is given record their pid first. Called directly in
 the caller's process (a mistake), they return at once instead of waiting at a
 barrier or ending the process, so the test can say where they ran.
+
+Windows opened on purpose, so that a mistake fails every time:
+- "returns at once": the target of start_worker waits for an event that the
+  scenario sets only after start_worker has returned, so a start_worker that
+  joins first cannot return at all (and is reported as such).
+- "in the same order as arg_tuples": the children of run_all end in the
+  reverse of their order, so exit codes collected as processes end come back
+  reversed every time.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import multiprocessing
 import os
 import queue
 import sys
 import time
+import warnings
 from types import ModuleType
 from typing import Any
 
-from grader.sandboxed.scenarios.facts import identity
+from grader.sandboxed.scenarios.kit import HUNG, call_with_deadline, identity, plain, receive
 
 WAIT = 20.0  # seconds any blocking call here may wait: long, because a loaded machine is slow
 BARRIER_WAIT = 8.0
 MISSED_BARRIER_EXIT = 7
 EXIT_AFTER = 0.5  # seconds a child of run_all works before it exits
+STAGGER = 0.4  # seconds between the ends of run_all's children, last argument first
+HOLD_WAIT = 3.0  # seconds a start_worker that waits for its child is given before it counts as waiting
 
 
 def _in_caller() -> bool:
@@ -34,41 +46,93 @@ def _in_caller() -> bool:
     return multiprocessing.parent_process() is None
 
 
-def report_identity(results: Any, first: Any, *, tag: Any = None) -> None:
-    """Child target: say where it runs and what it was given."""
+def report_identity(results: Any, *args: Any, **kwargs: Any) -> None:
+    """Child target (bound to its queue with functools.partial): say where it runs and what it was given."""
     info = identity()
-    info.update(name=multiprocessing.current_process().name, first=first, tag=tag)
+    info.update(name=multiprocessing.current_process().name, args=plain(list(args)), kwargs=plain(kwargs))
+    info.update(first=info["args"][0] if args else None, tag=kwargs.get("tag"))
     results.put(info)
 
 
 def start_worker_identity(module: ModuleType, with_options: bool = True) -> dict[str, Any]:
     results = multiprocessing.Queue()
+    target = functools.partial(report_identity, results)
     if with_options:
-        returned = module.start_worker(
-            report_identity, args=(results, "from-args"), kwargs={"tag": "from-kwargs"}, name="kata-worker"
-        )
+        returned = module.start_worker(target, args=("from-args",), kwargs={"tag": "from-kwargs"}, name="kata-worker")
     else:  # kwargs and name left to their defaults
-        returned = module.start_worker(report_identity, (results, "from-args"))
+        returned = module.start_worker(target, ("from-args",))
+    is_process = isinstance(returned, multiprocessing.process.BaseProcess)
     facts: dict[str, Any] = {
         "caller_pid": os.getpid(),
         "returned_type": type(returned).__name__,
-        "is_process": isinstance(returned, multiprocessing.process.BaseProcess),
-        "started": False,
+        "is_process": is_process,
+        "started": is_process and returned.pid is not None,
     }
-    if facts["is_process"]:
-        facts["started"] = returned.pid is not None
-    try:
-        facts["reports"] = [results.get(timeout=WAIT)]
-    except queue.Empty:
-        facts["reports"] = []
+    alive = returned.is_alive if facts["started"] else None
+    first = receive(results, WAIT if facts["started"] else 0.5, alive=alive)
+    facts["reports"] = [] if first is None else [first]
     while True:  # a target called twice (once directly, once in a process) reports twice
         try:
             facts["reports"].append(results.get(timeout=0.2))
         except queue.Empty:
             break
-    if facts["is_process"] and facts["started"]:
+    if facts["started"]:
         returned.join(WAIT)
         facts["exitcode"] = returned.exitcode
+    return facts
+
+
+def wait_for_release(release: Any, results: Any) -> None:
+    """Child target: report, then wait until the caller has got the process back from start_worker."""
+    results.put(identity())
+    release.wait(WAIT)
+
+
+def start_worker_returns_at_once(module: ModuleType) -> dict[str, Any]:
+    """start_worker with a target that keeps running until the scenario has the process back."""
+    release = multiprocessing.Event()
+    results = multiprocessing.Queue()
+    call = call_with_deadline(module.start_worker, wait_for_release, (release, results), deadline=HOLD_WAIT)
+    facts: dict[str, Any] = {"outcome": call.outcome, "call": call.facts()}
+    if call.outcome == HUNG:
+        # Waiting for its process, or stuck for another reason? Let the process end and see.
+        release.set()
+        call = call.wait_longer(WAIT)
+        facts["after_release"] = call.facts()
+    returned = call.value
+    is_process = isinstance(returned, multiprocessing.process.BaseProcess)
+    facts["is_process"] = is_process
+    if is_process:
+        facts["alive_at_return"] = returned.is_alive()
+    # A target called in this process has reported by now; one in a child may take a moment.
+    facts["report"] = receive(results, WAIT if is_process else 0.5, alive=returned.is_alive if is_process else None)
+    release.set()  # from here on the child may end
+    if call.outcome != HUNG and is_process:
+        returned.join(WAIT)
+        facts["exitcode"] = returned.exitcode
+    facts["caller_pid"] = os.getpid()
+    return facts
+
+
+def report_plainly(results: Any) -> None:
+    """Child target with no arguments at all: say where it runs and under which name."""
+    info = identity()
+    info["name"] = multiprocessing.current_process().name
+    results.put(info)
+
+
+def start_worker_defaults(module: ModuleType) -> dict[str, Any]:
+    """start_worker(target, args) with no kwargs and no name: Python names the process."""
+    results = multiprocessing.Queue()
+    returned = module.start_worker(report_plainly, (results,))
+    is_process = isinstance(returned, multiprocessing.process.BaseProcess)
+    facts: dict[str, Any] = {"caller_pid": os.getpid(), "is_process": is_process}
+    facts["report"] = receive(results, WAIT if is_process else 0.5, alive=returned.is_alive if is_process else None)
+    if is_process:
+        returned.join(WAIT)
+        facts["exitcode"] = returned.exitcode
+        # What Python calls a process it was given no name for: its class's name and its place in the family.
+        facts["default_name"] = f"{type(returned).__name__}-{':'.join(map(str, returned._identity))}"
     return facts
 
 
@@ -119,17 +183,17 @@ def run_all_waits(module: ModuleType, count: int, delay: float) -> dict[str, Any
     }
 
 
-def exit_with(code: int, pids: Any, index: int) -> None:
-    """Child target: record the pid, work a moment, then end with the given exit code.
+def exit_with(code: int, pids: Any, index: int, work: float = EXIT_AFTER) -> None:
+    """Child target: record the pid, work a while, then end with the given exit code.
 
-    The moment of work matters: a child that ended at once could have exited
-    before a run_all that never joins read its exitcode, and that mistake
-    would then pass by luck.
+    The work matters: a child that ended at once could have exited before a
+    run_all that never joins read its exitcode, and that mistake would then
+    pass by luck.
     """
     pids[index] = os.getpid()
     if _in_caller():
         return
-    time.sleep(EXIT_AFTER)
+    time.sleep(work)
     if code == 1:
         raise RuntimeError("this worker fails on purpose")
     if code:
@@ -137,9 +201,34 @@ def exit_with(code: int, pids: Any, index: int) -> None:
 
 
 def run_all_exit_codes(module: ModuleType, codes: list[int]) -> dict[str, Any]:
+    """run_all with children that end in the reverse of their order, each with its own exit code."""
     pids = multiprocessing.Array("i", len(codes))
-    result = module.run_all(exit_with, [(code, pids, i) for i, code in enumerate(codes)])
+    last = len(codes) - 1
+    jobs = [(code, pids, i, EXIT_AFTER + STAGGER * (last - i)) for i, code in enumerate(codes)]
+    result = module.run_all(exit_with, jobs)
     return {"exit_codes": _plain_list(result), "pids": list(pids), "caller_pid": os.getpid()}
+
+
+def _generated(jobs: list[tuple]) -> Any:
+    yield from jobs
+
+
+def run_all_any_iterable(module: ModuleType, codes: list[int]) -> dict[str, Any]:
+    """run_all given a generator, then an empty list, then the same jobs again, in one process."""
+    pids = multiprocessing.Array("i", len(codes))
+    jobs = [(code, pids, i) for i, code in enumerate(codes)]
+    first = module.run_all(exit_with, _generated(jobs))
+    first_pids = list(pids)
+    empty = module.run_all(exit_with, [])
+    again = module.run_all(exit_with, list(jobs))
+    return {
+        "from_generator": _plain_list(first),
+        "generator_pids": first_pids,
+        "empty": _plain_list(empty),
+        "again": _plain_list(again),
+        "caller_pid": os.getpid(),
+        "left_running": len(multiprocessing.active_children()),
+    }
 
 
 def whoami_here(module: ModuleType) -> dict[str, Any]:
@@ -154,27 +243,37 @@ def report_whoami(results: Any, module_name: str) -> None:
         results.put(("raised", f"{type(exc).__name__}: {exc}"))
 
 
-def whoami_in_child(module: ModuleType) -> dict[str, Any]:
-    results = multiprocessing.Queue()
-    child = multiprocessing.Process(target=report_whoami, args=(results, module.__name__), name="kata-child")
+def _ask_child(context: Any, module_name: str, name: str) -> dict[str, Any]:
+    results = context.Queue()
+    child = context.Process(target=report_whoami, args=(results, module_name), name=name)
     child.start()
-    try:
-        kind, answer = results.get(timeout=WAIT)
-    except queue.Empty:
-        kind, answer = "silent", None
+    answer = receive(results, WAIT, alive=child.is_alive)
     child.join(WAIT)
-    return {"kind": kind, "answer": answer, "caller_pid": os.getpid(), "child_pid": child.pid}
+    kind, value = answer if answer is not None else ("silent", None)
+    return {"kind": kind, "answer": value, "child_pid": child.pid, "name": name}
 
 
-def _plain(item: Any) -> Any:
-    return item if isinstance(item, (int, str, type(None))) else repr(item)
+def whoami_in_child(module: ModuleType) -> dict[str, Any]:
+    """whoami in a child started with this call's start method, and in children forked and made by a forkserver.
+
+    "Right in any process, including a child started with forkserver", whatever
+    this call's own start method: a forked child shares what this process had
+    worked out at import, so an answer cached then shows under every method; a
+    forkserver child's operating-system parent is the server, so os.getppid()
+    shows under every method too.
+    """
+    children = [_ask_child(multiprocessing.get_context(), module.__name__, "kata-child")]
+    with warnings.catch_warnings():  # 3.12+ warns about forking with threads running: harmless here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        children.append(_ask_child(multiprocessing.get_context("fork"), module.__name__, "kata-forked-child"))
+    children.append(_ask_child(multiprocessing.get_context("forkserver"), module.__name__, "kata-forkserver-child"))
+    return {"children": children, "caller_pid": os.getpid()}
 
 
 def _plain_list(value: Any) -> Any:
-    return [_plain(item) for item in value] if isinstance(value, (list, tuple)) else repr(value)
+    """A returned list as data; anything else (a generator, None) as its repr, so the test can name it."""
+    return plain(value) if isinstance(value, (list, tuple)) else repr(value)
 
 
 def _plain_dict(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
-    return repr(value)
+    return plain(value) if isinstance(value, dict) else repr(value)

@@ -5,44 +5,102 @@ facts (JSON data) for the hidden test to judge. The workers are module-level
 functions here, so that every start method can find them; each one sets a
 ready Event once its signal handling is in place, and the scenario waits for
 it, so that a signal never arrives before the worker is ready for it. Every
-blocking call has a timeout, and every worker gives up after WAIT seconds.
+blocking call has a timeout, every call of graded code has a deadline (a hang
+becomes a fact), and every worker gives up after WAIT seconds.
 
-Evidence used, and why:
-- Exit codes are read after the graded function returns: a stop that does not
-  join would return None. The worker that stop() gets takes DIE_AFTER seconds
+The processes handed to stop() and shutdown() are a Worker: a Process that
+notes when terminate() and kill() were called, and whose kill() sends SIGKILL
+KILL_DELAY seconds later instead of at once. The README's own words: both
+only send the signal and return at once, and the process ends a moment
+later. Here the moment is long enough that reading exitcode right after
+kill(), without join(), gives None every time instead of only when the
+scheduler is slow.
+
+Windows opened on purpose, so that a mistake fails every time:
+- stop() without a join: the worker that stop() gets takes DIE_AFTER seconds
   to die of its SIGTERM (its handler waits, then dies by the signal's default
-  action), so a missing join shows every time, not by luck.
-- A graceful worker's cleanup is a shared Value that only its SIGTERM handling
-  sets; the exit code says how it ended.
-- shutdown() on a worker that ignores SIGTERM runs in a thread with a limit:
-  a join without a timeout is noticed within seconds (the scenario then kills
-  the worker itself so that the call ends) instead of hanging the test.
-- "Nothing left running": the worker's pid is looked up in /proc, where a
-  process that has ended but was never joined shows as a zombie.
+  action), longer than a join(1); after kill(), see Worker above.
+- graceful_worker setting ready before its handler is in place: in one run,
+  ready is a stand-in Event whose set() sends SIGTERM to the worker at that
+  very moment, so a handler installed after set() is missed every time.
+- graceful_worker working in big steps, or going on after SIGTERM: in the
+  worker's process, time.sleep and signal.signal are wrapped (before the
+  graded function runs) to count the steps, the longest one, and how many
+  began after the SIGTERM handler had run. Steps are counted, not timed.
+- shutdown() keeping a willing worker waiting: the worker ends WILLING_AFTER
+  seconds after SIGTERM, while the timeout is WILLING_TIMEOUT; and for a
+  stubborn worker, the time between terminate() and kill() is read from the
+  Worker, with several timeouts, so that a hard-coded wait cannot fit them all.
 - close(): a closed Process object raises ValueError on is_alive().
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import multiprocessing
+import multiprocessing.synchronize
 import os
 import signal
-import sys
 import threading
 import time
 from types import ModuleType
 from typing import Any
 
+from grader.sandboxed.scenarios.kit import HUNG, call_with_deadline, error_fact, is_running, wait_until
+
 WAIT = 20.0  # seconds any blocking call here may wait: long, because a loaded machine is slow
 STEP = 0.05  # seconds of one step of a worker's pretend work
-DIE_AFTER = 0.5  # seconds the slow worker takes to die of its SIGTERM
+DIE_AFTER = 1.6  # seconds the worker given to stop() takes to die of its SIGTERM: longer than a join(1)
+KILL_DELAY = 0.5  # seconds between a Worker's kill() and its SIGKILL
 STOP_WAIT = 3.0  # seconds a graceful worker has to end after SIGTERM
-HANG_MARGIN = 4.0  # seconds past its timeout after which shutdown() counts as hanging
-PROBE_WAIT = 0.5  # seconds the first, threaded call of graceful_worker may take to fail
+WORK_TIME = 1.0  # seconds graceful_worker works before the scenario sends SIGTERM
+WILLING_AFTER = 0.2  # seconds a willing worker takes to end after SIGTERM
+HANG_MARGIN = 3.0  # seconds past its timeout after which shutdown() counts as hanging
+CALL_DEADLINE = 8.0  # seconds stop() may take before it counts as hanging
+
+# The slots of the record a graceful worker's wrapped time.sleep and signal.signal fill in.
+STEPS, LONGEST, HANDLED_AT = 0, 1, 2
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-# ---------------------------------------------------------------- workers
+# ---------------------------------------------------------------- the processes handed to graded code
+
+
+class Worker(multiprocessing.Process):
+    """A Process that notes when terminate() and kill() were called; its SIGKILL comes KILL_DELAY s after kill()."""
+
+    terminated_at: float | None = None
+    killed_at: float | None = None
+
+    def terminate(self) -> None:
+        if self.terminated_at is None:
+            self.terminated_at = time.monotonic()
+        super().terminate()
+
+    def kill(self) -> None:
+        self._check_closed()  # a closed Process refuses, as the real kill() does
+        if self.killed_at is None:
+            self.killed_at = time.monotonic()
+        timer = threading.Timer(KILL_DELAY, self._kill_now)
+        timer.daemon = True
+        timer.start()
+
+    def _kill_now(self) -> None:
+        # Once joined (returncode known) or closed, there is nothing left to kill: no signal is sent.
+        with contextlib.suppress(ValueError, AttributeError, OSError):
+            multiprocessing.Process.kill(self)
+
+
+class TermOnSet(multiprocessing.synchronize.Event):
+    """An Event whose set() sends SIGTERM to the process that set it, the very moment it is set."""
+
+    def set(self) -> None:
+        super().set()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+# ---------------------------------------------------------------- the scenario's own workers
 
 
 def _work_until_deadline() -> None:
@@ -58,12 +116,14 @@ def plain_worker(ready: Any) -> None:
     _work_until_deadline()
 
 
-def slow_to_die_worker(ready: Any, got_sigterm: Any) -> None:
-    """Worker that notes SIGTERM, takes DIE_AFTER seconds, then dies of the signal all the same."""
+def slow_to_die_worker(ready: Any, got_sigterm: Any, die_after: float, ending: Any = None) -> None:
+    """Worker that notes SIGTERM, takes die_after seconds, then dies of the signal all the same (noting when)."""
 
     def on_sigterm(signum: int, frame: Any) -> None:
         got_sigterm.value = 1
-        time.sleep(DIE_AFTER)
+        time.sleep(die_after)
+        if ending is not None:
+            ending.value = time.monotonic()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
 
@@ -72,21 +132,32 @@ def slow_to_die_worker(ready: Any, got_sigterm: Any) -> None:
     _work_until_deadline()
 
 
-def graceful_scenario_worker(ready: Any, cleaned_up: Any) -> None:
-    """Worker that cleans up on SIGTERM and ends with exit code 0."""
+def cleaning_worker(ready: Any, got_sigterm: Any, cleaned_up: Any, ending: Any) -> None:
+    """Worker that, on SIGTERM, finishes its step, cleans up for WILLING_AFTER seconds and ends with exit code 0."""
+    stopping = False
 
     def on_sigterm(signum: int, frame: Any) -> None:
-        cleaned_up.value = 1
-        sys.exit(0)
+        nonlocal stopping
+        got_sigterm.value = 1
+        stopping = True
 
     signal.signal(signal.SIGTERM, on_sigterm)
     ready.set()
-    _work_until_deadline()
+    deadline = time.monotonic() + WAIT
+    while not stopping and time.monotonic() < deadline:
+        time.sleep(STEP)
+    time.sleep(WILLING_AFTER)
+    cleaned_up.value = 1
+    ending.value = time.monotonic()
 
 
-def stubborn_worker(ready: Any) -> None:
-    """Worker that ignores SIGTERM: only SIGKILL ends it."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+def stubborn_worker(ready: Any, got_sigterm: Any) -> None:
+    """Worker that notes SIGTERM and carries on: only SIGKILL ends it."""
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        got_sigterm.value = 1
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     ready.set()
     _work_until_deadline()
 
@@ -105,36 +176,23 @@ def _wait_ready(process: multiprocessing.process.BaseProcess, ready: Any) -> boo
     return False
 
 
-def _start(target: Any, *args: Any) -> multiprocessing.process.BaseProcess:
+def _start(target: Any, *args: Any) -> Worker:
     ready = multiprocessing.Event()
-    process = multiprocessing.Process(target=target, args=(ready, *args))
+    process = Worker(target=target, args=(ready, *args))
     process.start()
     if not _wait_ready(process, ready):
         raise RuntimeError("the grader's own worker did not start in time: the machine is too busy")
     return process
 
 
-def _is_running(pid: int) -> bool:
-    """Whether pid is a live process (a zombie has finished: it is not)."""
+def _cpu_seconds(pid: int | None) -> float | None:
+    """CPU time (user and system) a process has used so far, from /proc; None once it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as stream:
-            stat = stream.read()
+            fields = stream.read().rpartition(")")[2].split()
     except OSError:
-        return False
-    fields = stat.rpartition(")")[2].split()
-    return bool(fields) and fields[0] not in ("Z", "X")
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stream:
-            return stream.read().rpartition(")")[2].split()[:1] == ["Z"]
-    except OSError:
-        return False
-
-
-def _plain(value: Any) -> Any:
-    return value if value is None or isinstance(value, (bool, int, str)) else repr(value)
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def _is_closed(process: multiprocessing.process.BaseProcess) -> bool:
@@ -145,122 +203,195 @@ def _is_closed(process: multiprocessing.process.BaseProcess) -> bool:
     return False
 
 
-def _after(process: multiprocessing.process.BaseProcess, pid: int) -> dict[str, Any]:
-    """What is left of a worker once the graded function has returned; then make sure it is gone."""
-    facts = {"running_after": _is_running(pid), "zombie_after": _is_zombie(pid), "closed": _is_closed(process)}
-    if not facts["closed"]:  # a closed process has been reaped: its pid may not be ours any more
+def _finish(process: multiprocessing.process.BaseProcess, pid: int) -> None:
+    """The scenario's own clean-up, whatever the graded code left behind."""
+    if is_running(pid) and not _is_closed(process):
         with contextlib.suppress(OSError):
-            process.kill()  # the scenario's own clean-up, whatever the graded code left; a no-op once reaped
+            os.kill(pid, signal.SIGKILL)
+    if not _is_closed(process):
         process.join(WAIT)
-    return facts
 
 
-def _shutdown_with_limit(module: ModuleType, process: Any, timeout: float) -> dict[str, Any]:
-    """Call module.shutdown(process, timeout) in a thread; if it hangs, end the worker so that it returns."""
-    outcome: dict[str, Any] = {}
+def _kill_gap(process: Worker, call: Any) -> float | None:
+    """Seconds from asking the worker to stop to killing it; the call's own start and end stand in for os.kill()."""
+    if call.ended_at is None:
+        return None
+    asked = process.terminated_at if process.terminated_at is not None else call.ended_at - call.seconds
+    killed = process.killed_at if process.killed_at is not None else call.ended_at
+    return killed - asked
 
-    def call() -> None:
-        try:
-            outcome["returned"] = _plain(module.shutdown(process, timeout))
-        except BaseException as exc:  # re-raised in the scenario's own thread below
-            outcome["error"] = exc
 
+def _call_and_look(module: ModuleType, function: str, process: Worker, *args: Any, deadline: float, **kwargs: Any):
+    """Call module.function(process, ...); if it hangs, kill the worker so that it can return; then look around."""
     pid = process.pid
-    started = time.monotonic()
-    caller = threading.Thread(target=call, daemon=True)
-    caller.start()
-    caller.join(timeout + HANG_MARGIN)
-    hung = caller.is_alive()
-    if hung:  # the graded join() has not reaped the worker yet: killing it lets that join() return
-        with contextlib.suppress(OSError, ValueError):
-            process.kill()
-        caller.join(WAIT)
-    elapsed = time.monotonic() - started
-    if "error" in outcome:
-        raise outcome["error"]
-    return {"returned": outcome.get("returned"), "elapsed": elapsed, "hung": hung, **_after(process, pid)}
+    call = call_with_deadline(getattr(module, function), process, *args, deadline=deadline, **kwargs)
+    hung = call.outcome == HUNG
+    if hung:  # a join() that waits for the worker: ending it lets the join return
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        call = call.wait_longer(WAIT)
+    facts = {
+        "call": call.facts(),
+        "hung": hung,
+        "hung_after": deadline,
+        "running_after": is_running(pid),
+        "closed": _is_closed(process),
+        "terminate_called": process.terminated_at is not None,
+        "kill_called": process.killed_at is not None,
+        "killed_at": process.killed_at,
+        "kill_after_terminate": _kill_gap(process, call),
+    }
+    _finish(process, pid)
+    return facts
 
 
 # ---------------------------------------------------------------- task 1
 
 
-def stop_slow_worker(module: ModuleType, force: bool) -> dict[str, Any]:
+def stop_worker(module: ModuleType, force: bool) -> dict[str, Any]:
+    """stop(process) or stop(process, force=True) on a worker that takes DIE_AFTER s to die of SIGTERM."""
     got_sigterm = multiprocessing.Value("i", 0)
-    process = _start(slow_to_die_worker, got_sigterm)
-    pid = process.pid
-    returned = module.stop(process, force=True) if force else module.stop(process)
-    facts = {"returned": _plain(returned), "got_sigterm": bool(got_sigterm.value)}
-    facts.update(_after(process, pid))
+    process = _start(slow_to_die_worker, got_sigterm, DIE_AFTER)
+    kwargs = {"force": True} if force else {}
+    facts = _call_and_look(module, "stop", process, deadline=CALL_DEADLINE, **kwargs)
+    facts.update(got_sigterm=bool(got_sigterm.value), dies_after=DIE_AFTER)
     return facts
 
 
 # ---------------------------------------------------------------- task 2
 
 
-def _first_call_in_a_thread(module: ModuleType) -> None:
-    """Let an unwritten graceful_worker show as its own TODO, without running a written one here.
+def graceful_in_child(module_name: str, ready: Any, cleaned_up: Any, record: Any, errors: Any) -> None:
+    """Child target: run the graded graceful_worker, counting its sleep steps and when its SIGTERM handler ran.
 
-    A written one fails at once in a thread (signal.signal works in the main
-    thread only) or keeps working there harmlessly, on objects nobody reads.
+    Only observes: every call goes on to the real time.sleep and signal.signal,
+    and the exit code is the graded function's own. An exception it raises is
+    reported (errors) before it ends this process as it would have anyway.
     """
-    errors: list[BaseException] = []
+    module = importlib.import_module(module_name)
+    real_sleep, real_signal = time.sleep, signal.signal
 
-    def call() -> None:
-        try:
-            module.graceful_worker(threading.Event(), multiprocessing.Value("i", 0))
-        except BaseException as exc:  # kept to be re-raised below if it is the stub's
-            errors.append(exc)
+    def counted_sleep(seconds: float) -> None:
+        record[STEPS] += 1
+        if record[HANDLED_AT] < 0:
+            record[LONGEST] = max(record[LONGEST], float(seconds))
+        real_sleep(seconds)
 
-    probe = threading.Thread(target=call, daemon=True)
-    probe.start()
-    probe.join(PROBE_WAIT)
-    if errors and isinstance(errors[0], NotImplementedError):
-        raise errors[0]
+    def noting_signal(signum: int, handler: Any) -> Any:
+        if signum == signal.SIGTERM and callable(handler):
+            graded_handler = handler
+
+            def handler(signum: int, frame: Any) -> Any:
+                if record[HANDLED_AT] < 0:
+                    record[HANDLED_AT] = record[STEPS]
+                return graded_handler(signum, frame)
+
+        return real_signal(signum, handler)
+
+    time.sleep, signal.signal = counted_sleep, noting_signal
+    for name, value in list(vars(module).items()):  # `from time import sleep` and the like
+        if value is real_sleep:
+            setattr(module, name, counted_sleep)
+        elif value is real_signal:
+            setattr(module, name, noting_signal)
+    try:
+        module.graceful_worker(ready, cleaned_up)
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        errors.put(error_fact(exc))
+        raise
 
 
-def graceful_worker_stopped(module: ModuleType, work_for: float) -> dict[str, Any]:
-    _first_call_in_a_thread(module)
-    ready = multiprocessing.Event()
+def graceful_worker_run(module: ModuleType, race: bool) -> dict[str, Any]:
+    """graceful_worker in a process: SIGTERM after WORK_TIME s of work, or (race) the moment ready is set."""
+    ready = TermOnSet(ctx=multiprocessing.get_context()) if race else multiprocessing.Event()
     cleaned_up = multiprocessing.Value("i", 0)
-    process = multiprocessing.Process(target=module.graceful_worker, args=(ready, cleaned_up))
+    record = multiprocessing.RawArray("d", [0.0, 0.0, -1.0])
+    errors = multiprocessing.SimpleQueue()
+    process = multiprocessing.Process(
+        target=graceful_in_child, args=(module.__name__, ready, cleaned_up, record, errors)
+    )
     process.start()
-    facts: dict[str, Any] = {"ready": _wait_ready(process, ready)}
-    if facts["ready"]:
-        time.sleep(work_for)
+    facts: dict[str, Any] = {"ready": _wait_ready(process, ready), "work_time": WORK_TIME}
+    if facts["ready"] and not race:
+        cpu_before = _cpu_seconds(process.pid)
+        wait_until(lambda: not process.is_alive(), WORK_TIME)  # it works; it should not end by itself
+        cpu_after = _cpu_seconds(process.pid)
+        # A loop that steps with time.sleep uses milliseconds of CPU; one that never blocks, all it can get.
+        if cpu_before is not None and cpu_after is not None and process.is_alive():
+            facts["cpu_while_working"] = cpu_after - cpu_before
     facts["alive_before"] = process.is_alive()
     facts["exitcode_before"] = process.exitcode
-    facts["cleaned_before"] = bool(cleaned_up.value)
+    facts["cleaned_before"] = cleaned_up.value
+    facts["steps_before"] = int(record[STEPS])
     started = time.monotonic()
-    process.terminate()
+    if not race:
+        process.terminate()
     process.join(STOP_WAIT)
-    facts["stop_time"] = time.monotonic() - started
+    facts["stop_seconds"] = time.monotonic() - started
     facts["exitcode"] = process.exitcode
-    facts["cleaned_up"] = bool(cleaned_up.value)
+    facts["cleaned_up"] = cleaned_up.value
     if process.exitcode is None:
         process.kill()
         process.join(WAIT)
+    steps, handled_at = int(record[STEPS]), int(record[HANDLED_AT])
+    facts.update(
+        steps=steps,
+        longest_step=record[LONGEST],
+        handled=handled_at >= 0,
+        steps_after_sigterm=steps - handled_at if handled_at >= 0 else None,
+    )
+    facts["child_errors"] = []
+    while not errors.empty():
+        facts["child_errors"].append(dict(errors.get(), function="graceful_worker"))
     return facts
 
 
 # ---------------------------------------------------------------- tasks 3 and 4
 
 
-def shutdown_graceful(module: ModuleType, timeout: float) -> dict[str, Any]:
-    cleaned_up = multiprocessing.Value("i", 0)
-    process = _start(graceful_scenario_worker, cleaned_up)
-    facts = _shutdown_with_limit(module, process, timeout)
-    facts["cleaned_up"] = bool(cleaned_up.value)
+def _shutdown(module: ModuleType, process: Worker, timeout: float) -> dict[str, Any]:
+    facts = _call_and_look(module, "shutdown", process, timeout, deadline=timeout + HANG_MARGIN)
+    facts["timeout"] = timeout
     return facts
 
 
-def shutdown_stubborn(module: ModuleType, timeout: float) -> dict[str, Any]:
-    process = _start(stubborn_worker)
-    facts = _shutdown_with_limit(module, process, timeout)
-    facts["left_running"] = len(multiprocessing.active_children())
-    return facts
+def shutdown_willing(module: ModuleType, timeout: float) -> dict[str, Any]:
+    """shutdown on a worker that cleans up and ends with 0, then one that dies of SIGTERM, each WILLING_AFTER s late."""
+    runs = {}
+    for kind in ("cleaning", "dying"):
+        got_sigterm, cleaned_up, ending = (multiprocessing.Value(code, 0) for code in "iid")
+        if kind == "cleaning":
+            worker = _start(cleaning_worker, got_sigterm, cleaned_up, ending)
+        else:
+            worker = _start(slow_to_die_worker, got_sigterm, WILLING_AFTER, ending)
+        run = _shutdown(module, worker, timeout)
+        # Killed while alive: kill() came before the worker had begun to end by itself (a kill() of a
+        # process on its way out is harmless; the SIGKILL itself comes KILL_DELAY later, see Worker).
+        killed_at = run.pop("killed_at")
+        run.update(
+            got_sigterm=bool(got_sigterm.value),
+            cleaned_up=bool(cleaned_up.value),
+            killed_while_alive=killed_at is not None and (not ending.value or killed_at < ending.value),
+        )
+        runs[kind] = run
+    return {**runs, "ends_after": WILLING_AFTER}
+
+
+def shutdown_stubborn(module: ModuleType, timeouts: list[float]) -> dict[str, Any]:
+    """shutdown, once per timeout, on a worker that ignores SIGTERM."""
+    runs = []
+    for timeout in timeouts:
+        got_sigterm = multiprocessing.Value("i", 0)
+        facts = _shutdown(module, _start(stubborn_worker, got_sigterm), timeout)
+        facts["got_sigterm"] = bool(got_sigterm.value)
+        runs.append(facts)
+    return {"runs": runs, "left_running": len(multiprocessing.active_children())}
 
 
 def shutdown_releases(module: ModuleType, timeout: float) -> dict[str, Any]:
-    plain = _shutdown_with_limit(module, _start(plain_worker), timeout)
-    stubborn = _shutdown_with_limit(module, _start(stubborn_worker), timeout)
+    """shutdown on a worker that SIGTERM ends, then on one that only SIGKILL ends: is each Process closed?"""
+    plain = _shutdown(module, _start(plain_worker), timeout)
+    stubborn = _shutdown(module, _start(stubborn_worker, multiprocessing.Value("i", 0)), timeout)
     return {"plain": plain, "stubborn": stubborn}

@@ -304,12 +304,6 @@ def _held(folder: str, count: int) -> None:
         time.sleep(0.005)
 
 
-def square_held(folder: str, count: int, x: int) -> dict[str, int]:
-    """Pool task: stays until count tasks have started (HOLD s at most), then x squared, and where."""
-    _held(folder, count)
-    return {"square": x * x, "pid": os.getpid()}
-
-
 def held(folder: str, count: int, func: Callable[[Any], Any], x: Any) -> Any:
     """Pool task: stays until count tasks have started (HOLD s at most), then func(x)."""
     _held(folder, count)
@@ -399,7 +393,7 @@ def map_counting_workers(
     With pass_processes false, processes is left out of the call (its default).
     """
     with tempfile.TemporaryDirectory() as folder, _machine_with_cpus(pretend_cpus, module):
-        task = functools.partial(square_held, folder, count)
+        task = functools.partial(held, folder, count, square_where)
         args = (task, list(range(count))) + ((processes,) if pass_processes else ())
         facts = _watched_call(module.parallel_map, *args)
     value = facts["call"]["value"]

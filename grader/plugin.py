@@ -226,7 +226,8 @@ class GradedModule:
             )
         if result.status in (CRASHED, INVALID):
             self._record(STATUS_PROPERTY, "error")
-            hint = " Does your code call os._exit() or sys.exit()?" if result.status == CRASHED else ""
+            exited = result.status == CRASHED and result.detail.startswith("the process running the code")
+            hint = " Does your code call os._exit() or sys.exit()?" if exited else ""
             pytest.fail(f"{result.detail}.{hint}", pytrace=False)
         assert result.status == RAISED and result.error is not None
         error = result.error

@@ -66,6 +66,15 @@ class Limits:
     processes: int = 0  # 0: the runner picks "what this user has now + a margin"
 
 
+def _document(text: str) -> dict[str, Any]:
+    """A JSON object of this protocol's version; ValueError for anything else."""
+    data = json.loads(text)
+    if not isinstance(data, dict) or data.get("version") != PROTOCOL_VERSION:
+        version = data.get("version") if isinstance(data, dict) else None
+        raise ValueError(f"protocol version {version!r} is not {PROTOCOL_VERSION}")
+    return data
+
+
 @dataclass(frozen=True)
 class ZygoteConfig:
     """How the sandbox's resident process runs its calls; fixed for its lifetime."""
@@ -81,10 +90,7 @@ class ZygoteConfig:
 
     @classmethod
     def from_json(cls, text: str) -> ZygoteConfig:
-        data = json.loads(text)
-        if data.get("version") != PROTOCOL_VERSION:
-            raise ValueError(f"protocol version {data.get('version')!r} is not {PROTOCOL_VERSION}")
-        return cls(**data)
+        return cls(**_document(text))
 
 
 # Messages on the control socket, one JSON object per datagram:
@@ -116,9 +122,7 @@ class CallRequest:
 
     @classmethod
     def from_json(cls, text: str) -> CallRequest:
-        data = json.loads(text)
-        if data.get("version") != PROTOCOL_VERSION:
-            raise ValueError(f"protocol version {data.get('version')!r} is not {PROTOCOL_VERSION}")
+        data = _document(text)
         data["limits"] = Limits(**data["limits"])
         return cls(**data)
 

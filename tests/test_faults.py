@@ -446,13 +446,18 @@ def whoami():
 """
 
 
-@pytest.mark.skipif("process" not in TIERS_HERE, reason="the process tier is not available here")
-def test_a_worker_killed_by_graded_code_is_an_error_and_the_rest_is_graded(start_run, make_submission, tmp_path):
+def kills_an_ancestor(make_submission: Callable, tmp_path: Path, generations: int) -> tuple[Path, Path]:
+    """A solved submission whose whoami() kills its zygote (1) or its pytest worker (2); and its pid folder."""
     pids = tmp_path / "pids"
     pids.mkdir()
-    killer = KILLS_ITS_WORKER.format(pids=str(pids), generations=2)
+    killer = KILLS_ITS_WORKER.format(pids=str(pids), generations=generations)
     source = SOLVED_PROCESSES.replace("def whoami(", "def _solved_whoami(") + killer
-    submission = make_submission(files={"01_processes/processes.py": source}, only=["processes"])
+    return make_submission(files={"01_processes/processes.py": source}, only=["processes"]), pids
+
+
+@pytest.mark.skipif("process" not in TIERS_HERE, reason="the process tier is not available here")
+def test_a_worker_killed_by_graded_code_is_an_error_and_the_rest_is_graded(start_run, make_submission, tmp_path):
+    submission, pids = kills_an_ancestor(make_submission, tmp_path, generations=2)
     run = start_run(
         "--submission", str(submission), "--only", "processes", "--start-method", "fork", "-n", "2",
         "--call-timeout", "8", "--isolation", "process",
@@ -485,11 +490,7 @@ def test_a_worker_killed_by_graded_code_is_an_error_and_the_rest_is_graded(start
 
 @pytest.mark.skipif("process" not in TIERS_HERE, reason="the process tier is not available here")
 def test_a_zygote_killed_by_graded_code_is_an_error_and_the_next_calls_get_a_new_one(grade, make_submission, tmp_path):
-    pids = tmp_path / "pids"
-    pids.mkdir()
-    killer = KILLS_ITS_WORKER.format(pids=str(pids), generations=1)
-    source = SOLVED_PROCESSES.replace("def whoami(", "def _solved_whoami(") + killer
-    submission = make_submission(files={"01_processes/processes.py": source}, only=["processes"])
+    submission, pids = kills_an_ancestor(make_submission, tmp_path, generations=1)
     since = time.time()
     graded = grade(
         "--submission", str(submission), "--only", "processes", "--start-method", "fork", "-n", "0",

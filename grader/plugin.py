@@ -103,6 +103,22 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         def _split_scope(self, nodeid: str) -> str:
             return group_of(nodeid)
 
+        def remove_node(self, node: Any) -> str | None:
+            # A worker that died (graded code can kill it) takes its test with it: that test is
+            # reported as crashed and not run again (the base class would rerun it, to crash again);
+            # the tests it had not begun go back to the queue.
+            workload = self.assigned_work.pop(node)
+            crashed = next((nodeid for unit in workload.values() for nodeid, done in unit.items() if not done), None)
+            if crashed is None:
+                return None
+            for unit in workload.values():
+                if crashed in unit:
+                    unit[crashed] = True
+            self.workqueue.update((scope, unit) for scope, unit in workload.items() if not all(unit.values()))
+            for other in self.assigned_work:
+                self._reschedule(other)
+            return crashed
+
     return OneTestAtATime(config, log)
 
 

@@ -4,7 +4,11 @@
 
 Measured side by side in one run, on this machine:
 - a trivial sandboxed call (import a module, return 1) under fork: the fixed
-  cost every hidden-test call pays before any graded code runs;
+  cost every hidden-test call pays before any graded code runs, forked from
+  the worker's zygote;
+- beside it, what the same call would cost with a fresh interpreter instead
+  (the same wrapping, Python started with what the zygote imports once), and
+  the ratio;
 - the full grade of solutions/ with -n 1 and -n 2, and one exercise alone;
 - the share of each grade spent starting sandboxed calls: calls x fixed cost,
   divided over the workers, against the wall-clock time.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -25,7 +30,35 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grader.sandbox import TIERS, IsolationUnavailable, Sandbox, detect_isolation, stage_harness  # noqa: E402
+from grader.sandbox import (  # noqa: E402
+    NAMESPACES,
+    PROCESS,
+    TIERS,
+    IsolationUnavailable,
+    Sandbox,
+    _clean_env,
+    bwrap_command,
+    detect_isolation,
+    stage_harness,
+)
+from grader.sandboxed.zygote import PRELOAD  # noqa: E402
+
+FRESH_IMPORTS = "import json, " + ", ".join(PRELOAD)
+
+
+def fresh_interpreter_seconds(samples: int, tier: str) -> float:
+    """A fresh interpreter that imports what the zygote has imported, wrapped as the tier would wrap it."""
+    with tempfile.TemporaryDirectory() as folder:
+        os.chmod(folder, 0o755)
+        python = [sys.executable, "-I", "-S", "-c", FRESH_IMPORTS]
+        if tier == NAMESPACES:
+            python = [*bwrap_command(sys.executable, Path(folder), Path(folder), _clean_env(Path("/tmp"))), *python[1:]]
+        times = []
+        for _ in range(samples):
+            started = time.perf_counter()
+            subprocess.run(python, check=True, stdin=subprocess.DEVNULL)
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
 
 
 def trivial_call_seconds(samples: int, tier: str) -> float:
@@ -70,6 +103,9 @@ def main() -> None:
             print(f"{tier}: not available here ({why})")
             continue
         print(f"trivial sandboxed call, {tier} tier (median of 40): {fixed[tier] * 1000:.1f} ms")
+        if tier in (NAMESPACES, PROCESS):
+            fresh = fresh_interpreter_seconds(40, tier)
+            print(f"  a fresh interpreter instead (median of 40): {fresh * 1000:.1f} ms, {fresh / fixed[tier]:.1f}x")
     cases = [
         ("solutions, all methods, -n 1", ("--solutions", "-n", "1"), 1),
         ("solutions, all methods, -n 2", ("--solutions", "-n", "2"), 2),

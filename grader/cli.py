@@ -58,6 +58,10 @@ HELP_START_METHOD = (
 )
 HELP_WORKERS = "parallel test workers (pytest-xdist); 0 runs the tests one by one (default: number of CPUs)"
 HELP_JSON = "also write the scorecard as JSON to this file"
+HELP_EXPLAIN = (
+    "run each check under every start method even after it failed under one, and show each method's message "
+    "(by default a check that failed is not run under the remaining methods: it cannot earn its points)"
+)
 HELP_FAIL_UNDER = "exit with status 1 when the score is under this percentage"
 HELP_CALL_TIMEOUT = (
     "seconds one call into the graded code may take before it counts as a timeout "
@@ -99,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--call-timeout", type=float, default=DEFAULT_CALL_TIMEOUT, metavar="S", help=HELP_CALL_TIMEOUT)
     grade.add_argument("--deadline", type=float, default=DEFAULT_DEADLINE, metavar="S", help=HELP_DEADLINE)
     grade.add_argument("--isolation", choices=("auto", *TIERS), default="auto", help=HELP_ISOLATION)
+    grade.add_argument("--explain", action="store_true", help=HELP_EXPLAIN)
     grade.add_argument("-v", "--verbose", action="store_true", help="also list the checks that passed")
     grade.add_argument("-q", "--quiet", action="store_true", help="print only the score line")
     commands.add_parser("list", help="list the exercises and their tasks")
@@ -164,6 +169,7 @@ def grade(args: argparse.Namespace, stop: StopRequest, submission: Path | None =
         call_timeout=args.call_timeout,
         deadline=max(0.0, args.deadline - (time.monotonic() - clock)),  # the probe above counts too
         isolation=isolation.tier,
+        every_method=args.explain,
     )
 
     workdir = Path(tempfile.mkdtemp(prefix="kata-grade-"))

@@ -52,6 +52,8 @@ HELP_CALL_TIMEOUT = "seconds one sandboxed call may take before it counts as a t
 HELP_COLLECTED = "folder to write the collected hidden tests to, one JSON file per pytest process"
 HELP_WORKDIR = "private folder for the sandbox's copy of its harness"
 HELP_ISOLATION = "isolation tier of the sandbox: auto (the strongest that works here), namespaces, user or process"
+HELP_EVERY_METHOD = "run each test under every start method, also after it failed under one"
+NOT_RUN = "not run: it failed under {method} already, and a check earns its points only under every start method"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -62,6 +64,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--kata-collected", help=HELP_COLLECTED)
     group.addoption("--kata-workdir", help=HELP_WORKDIR)
     group.addoption("--kata-isolation", default="auto", choices=("auto", *TIERS), help=HELP_ISOLATION)
+    group.addoption("--kata-every-method", action="store_true", help=HELP_EVERY_METHOD)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -79,6 +82,66 @@ def _start_methods(config: pytest.Config) -> list[str]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "start_method" in metafunc.fixturenames:
         metafunc.parametrize("start_method", _start_methods(metafunc.config))
+
+
+def group_of(nodeid: str) -> str:
+    """The test a nodeid belongs to, whatever its start method: "test_01.py::test_x[fork]" -> "test_01.py::test_x"."""
+    return re.sub(r"\[[^\]]*\]$", "", nodeid)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Every start method of one test runs on one xdist worker, one after the other in the order given.
+
+    So whether a later method runs (see pytest_runtest_setup) never depends
+    on which worker was faster. A scheduler of pytest-xdist's own kind, with
+    one test (all its start methods) as the unit of work; ``--dist loadgroup``
+    would say the same with marks, but does not group under pytest 9.2.
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneTestAtATime(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid)
+
+        def remove_node(self, node: Any) -> str | None:
+            # A worker that died (graded code can kill it) takes its test with it: that test is
+            # reported as crashed and not run again (the base class would rerun it, to crash again);
+            # the tests it had not begun go back to the queue.
+            workload = self.assigned_work.pop(node)
+            crashed = next((nodeid for unit in workload.values() for nodeid, done in unit.items() if not done), None)
+            if crashed is None:
+                return None
+            for unit in workload.values():
+                if crashed in unit:
+                    unit[crashed] = True
+            self.workqueue.update((scope, unit) for scope, unit in workload.items() if not all(unit.values()))
+            for other in self.assigned_work:
+                self._reschedule(other)
+            return crashed
+
+    return OneTestAtATime(config, log)
+
+
+_failed_under: dict[str, str] = {}  # test group -> the first start method it failed under, in this process
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    method = getattr(item, "callspec", None) and item.callspec.params.get("start_method")
+    if report.failed and method:
+        _failed_under.setdefault(group_of(item.nodeid), method)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test that failed under one start method cannot earn its points: do not run the others (--explain does)."""
+    if item.config.getoption("kata_every_method"):
+        return
+    failed = _failed_under.get(group_of(item.nodeid))
+    if failed is not None:
+        pytest.skip(NOT_RUN.format(method=failed))
 
 
 def _exercise_of(item: pytest.Item) -> Exercise:
@@ -226,7 +289,8 @@ class GradedModule:
             )
         if result.status in (CRASHED, INVALID):
             self._record(STATUS_PROPERTY, "error")
-            hint = " Does your code call os._exit() or sys.exit()?" if result.status == CRASHED else ""
+            exited = result.status == CRASHED and result.detail.startswith("the process running the code")
+            hint = " Does your code call os._exit() or sys.exit()?" if exited else ""
             pytest.fail(f"{result.detail}.{hint}", pytrace=False)
         assert result.status == RAISED and result.error is not None
         error = result.error

@@ -4,11 +4,16 @@ A hidden test never imports the graded code. It asks for a *scenario* to be
 run against the graded module; the scenario runs in a throw-away sandbox
 process and sends back one JSON document on a pipe of its own:
 
-    trusted side (pytest worker)             sandbox (throw-away process)
-    ----------------------------             ----------------------------
-    CallRequest  --- argv (JSON) ----------> runner: limits, import, scenario
+    trusted side (pytest worker)             sandbox
+    ----------------------------             -------
+    ZygoteConfig --- argv (JSON) ----------> zygote: imports once, then waits
+    CallRequest  --- control socket -------> zygote forks one child per call:
+                     (+ result pipe, stdout     identity, limits, import,
+                      and stderr files)         scenario
     CallResult   <-- result pipe (JSON) ---- Reply: returned value or error
                  <-- stdout/stderr files --- (logs only, read capped)
+    "ended"      <-- control socket -------- the child's exit code, sent once
+                                             everything the call started is dead
 
 Everything here is plain data: JSON in, JSON out, size-capped, tracebacks as
 text. Nothing that comes back is ever unpickled or executed. This module uses
@@ -61,6 +66,44 @@ class Limits:
     processes: int = 0  # 0: the runner picks "what this user has now + a margin"
 
 
+def _document(text: str) -> dict[str, Any]:
+    """A JSON object of this protocol's version; ValueError for anything else."""
+    data = json.loads(text)
+    if not isinstance(data, dict) or data.get("version") != PROTOCOL_VERSION:
+        version = data.get("version") if isinstance(data, dict) else None
+        raise ValueError(f"protocol version {version!r} is not {PROTOCOL_VERSION}")
+    return data
+
+
+@dataclass(frozen=True)
+class ZygoteConfig:
+    """How the sandbox's resident process runs its calls; fixed for its lifetime."""
+
+    control_fd: int  # one end of a SOCK_SEQPACKET socket pair: requests in, "ended" out
+    uid: int | None = None  # each call's child switches to this uid before any graded code runs
+    wipe: list[str] = field(default_factory=list)  # folders emptied after every call (the sandbox's own tmpfs)
+    die_with_parent: bool = True  # PR_SET_PDEATHSIG: the zygote dies with the worker that started it
+    version: int = PROTOCOL_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ZygoteConfig:
+        return cls(**_document(text))
+
+
+# Messages on the control socket, one JSON object per datagram:
+#   zygote -> worker  {"ready": pid}          once, after the imports
+#   worker -> zygote  {"call": CallRequest}   with three descriptors: result pipe, stdout, stderr
+#   worker -> zygote  {"stop": true}          the call's deadline passed: kill it
+#   zygote -> worker  {"ended": exit_code}    the call's child exited (or was killed) and its
+#                                             processes are gone; exit_code < 0 is a signal
+CONTROL_MESSAGE_BYTES = 1 << 16
+# In a call's child the result pipe is always this descriptor (0 to 2 are stdin, stdout, stderr).
+RESULT_FD = 3
+
+
 @dataclass(frozen=True)
 class CallRequest:
     """One scenario to run against one graded module."""
@@ -70,7 +113,7 @@ class CallRequest:
     scenario: str  # "kata_scenarios.processes:start_worker_identity"
     args: list[Any]
     start_method: str  # fork, spawn or forkserver
-    result_fd: int
+    home: str  # the call's own writable folder: its current folder, HOME and TMPDIR
     limits: Limits = field(default_factory=Limits)
     version: int = PROTOCOL_VERSION
 
@@ -79,9 +122,7 @@ class CallRequest:
 
     @classmethod
     def from_json(cls, text: str) -> CallRequest:
-        data = json.loads(text)
-        if data.get("version") != PROTOCOL_VERSION:
-            raise ValueError(f"protocol version {data.get('version')!r} is not {PROTOCOL_VERSION}")
+        data = _document(text)
         data["limits"] = Limits(**data["limits"])
         return cls(**data)
 

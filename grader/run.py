@@ -61,6 +61,7 @@ class RunSettings:
     call_timeout: float
     deadline: float  # seconds the whole pytest run may take
     isolation: str  # the sandbox tier every call uses (grader.sandbox.TIERS)
+    every_method: bool = False  # run a test under every start method even after it failed under one
 
 
 @dataclass(frozen=True)
@@ -126,9 +127,11 @@ def pytest_command(exercises: list[Exercise], submission: Path, workdir: Path, s
         f"--kata-collected={workdir / 'collected'}",
         f"--kata-workdir={workdir / 'sandbox'}",
         f"--kata-isolation={settings.isolation}",
+        *(["--kata-every-method"] if settings.every_method else []),
     ]  # fmt: skip
     if settings.workers > 0:
-        command += ["-n", str(settings.workers), "--dist", "worksteal"]
+        # grader.plugin chooses the scheduler: the start methods of one test run in turn on one worker.
+        command += ["-n", str(settings.workers), "--dist", "load"]
     command += [str(exercise.hidden_tests) for exercise in exercises]
     return command
 

@@ -2,41 +2,53 @@
 
     pytest worker (trusted, a child subreaper)
       |
-      +-- sandbox process   python -I -S -c runner.main() REQUEST
-            |  own session and process group; limits set before the import
-            |  imports the graded module, runs one scenario, writes one reply
+      +-- zygote   python -I -S -c zygote.serve()   one per worker and graded folder
+            |  imports multiprocessing and the scenarios once; never graded code
             |
-            +-- whatever the graded code starts (pools, managers, daemons,
-                setsid orphans: orphans are re-parented to the worker,
-                because it is a subreaper)
+            +-- call child (forked per call)   own session; descriptors, uid and
+                  |  folder of its own, limits set before the graded import;
+                  |  runs one scenario, writes one reply
+                  |
+                  +-- whatever the graded code starts (pools, managers, daemons,
+                      setsid orphans: orphans come back to the zygote, a subreaper)
 
 Ownership and ending, for every call, whatever happens:
-1. The worker waits for the sandbox process to exit (a pidfd), reading the
-   result pipe as it goes, until the call's deadline.
-2. It kills the sandbox's process group, then sweeps every descendant of
-   its own that did not exist before the call (SIGKILL, repeated until none
-   is left, so that a fork bomb cannot outrun it), then reaps them.
+1. The worker sends the request, with the call's result pipe and its capped
+   stdout and stderr files, on the zygote's control socket, and reads the
+   result pipe until the zygote says "ended" or the call's deadline passes.
+2. At the deadline it asks the zygote to stop the call. The zygote kills the
+   call's child, then every descendant it has (SIGKILL, repeated until none
+   is left, so that a fork bomb cannot outrun it), reaps them, empties the
+   sandbox's scratch folders, and only then says "ended".
 3. Only then is the reply parsed. The reply is JSON, capped in size; stdout
    and stderr went to files that are read capped. Nothing is unpickled.
+A zygote that dies, or does not answer a stop within STOP_WAIT, is killed with
+everything under it (its process group, the worker's new descendants, the
+sandbox uid's processes), and the next call starts a new one.
 
 A reply that never came is a TIMEOUT (deadline) or a CRASHED (the process
 ended first); a reply that does not parse is INVALID. The verdict is made by
 the hidden test from this plain data, in the worker, never in the sandbox.
 
+Why a zygote: a fresh interpreter per call costs 70 to 130 ms of CPU (start,
+imports, bwrap); a fork of a process that has imported everything costs a few.
+
 Isolation tiers (``detect_isolation`` picks the strongest this machine allows):
-- ``namespaces``: the sandbox process is ``bwrap`` (bubblewrap), started as
+- ``namespaces``: the zygote runs under ``bwrap`` (bubblewrap), started as
   root, with new PID, network, IPC, UTS and mount namespaces; it sees only
-  /usr, the interpreter's own prefix, a copy of the graded exercise and the
-  harness (read-only), and a sized /tmp and /dev/shm. Inside, ``setpriv``
-  drops to a non-root uid reserved for this pytest worker, with no
-  capabilities and no new privileges, before Python starts. Killing bwrap
-  tears the whole PID namespace down.
-- ``user``: where namespaces are refused but the grader is root: an ordinary
-  child process that runs as the worker's reserved non-root uid (so the
-  process-count limit holds and every process of that uid can be swept),
-  reading world-readable copies of the harness and the graded code; the
-  grader's work folder (reports, collected tests) is closed to it.
-- ``process``: an ordinary child of the same user in its own session. It
+  /usr, the interpreter's own prefix, the graded exercise and the harness
+  (read-only), and a sized /tmp and /dev/shm. It stays root inside with
+  only the capabilities it needs (ZYGOTE_CAPABILITIES); each call's child
+  drops to a non-root uid reserved for this pytest worker, with no groups,
+  no capabilities and no new privileges, and closes every inherited
+  descriptor but its own, before any graded code runs. Killing bwrap tears
+  the whole PID namespace down.
+- ``user``: where namespaces are refused but the grader is root: the zygote
+  is an ordinary root process; each call's child drops to the worker's
+  reserved uid as above (so the process-count limit holds and every process
+  of that uid can be swept), reading world-readable copies of the harness
+  and the graded code; the grader's work folder is closed to it.
+- ``process``: the zygote and its children run as the grader's own user. It
   stops accidents (hangs, floods, leftovers), not a determined cheater.
 """
 
@@ -45,10 +57,12 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import fcntl
+import json
 import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -60,6 +74,7 @@ from typing import Any
 import psutil
 
 from grader.protocol import (
+    CONTROL_MESSAGE_BYTES,
     CRASHED,
     IMPORTED,
     INVALID,
@@ -71,13 +86,14 @@ from grader.protocol import (
     CallResult,
     Limits,
     Reply,
+    ZygoteConfig,
     cut,
 )
 
 PR_SET_CHILD_SUBREAPER = 36
 # The code that the sandbox runs first: the harness folder holds a copy of
 # the grader's protocol and runner and the scenarios, and nothing else.
-BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv[2]); from grader.sandboxed.runner import main; main()"
+BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv[2]); from grader.sandboxed.zygote import serve; serve()"
 # What the sandbox copies of this package: stdlib-only modules.
 HARNESS_FILES = ("__init__.py", "protocol.py", "sandboxed")
 SWEEP_ROUNDS = 200
@@ -91,6 +107,12 @@ SANDBOX_UID_COUNT = 1000
 UID_LOCKS = "/run/kata-grader-uids" if os.access("/run", os.W_OK) else "/tmp/kata-grader-uids"
 INSIDE_CODE, INSIDE_HARNESS = "/kata/code", "/kata/harness"
 TMPFS_BYTES = 256 << 20
+SCRATCH = ("/dev/shm", "/tmp")  # the namespaces tier's own tmpfs mounts, emptied after every call
+# What the zygote keeps inside bwrap: switching a call's child to the sandbox uid,
+# killing what the call started, and emptying the scratch folders it wrote.
+ZYGOTE_CAPABILITIES = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_FOWNER")
+ZYGOTE_START_TIMEOUT = 30.0  # seconds for a zygote's imports, on a loaded machine
+STOP_WAIT = 10.0  # seconds a zygote gets to kill a call's processes before it is replaced
 SANDBOX_PROCESSES = 256  # RLIMIT_NPROC for a dedicated uid (enforced: it is not root)
 PROBE_TIMEOUT = 30.0
 
@@ -143,12 +165,17 @@ def _interpreter(python: str) -> tuple[str, Path]:
     return real, Path(real).parent.parent
 
 
-def bwrap_command(python: str, harness: Path, code: Path, uid: int, env: dict[str, str]) -> list[str]:
-    """The bwrap + setpriv prefix that runs python as uid in fresh namespaces."""
+def bwrap_command(python: str, harness: Path, code: Path, env: dict[str, str]) -> list[str]:
+    """The bwrap command that runs python as root, with only the capabilities a zygote needs, in fresh namespaces.
+
+    Root inside, without a user namespace, so that the zygote can switch each
+    call's child to the sandbox uid; every other capability is dropped.
+    """
     real, prefix = _interpreter(python)
     command = [
         "bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
-        "--die-with-parent", "--new-session",
+        "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+        *(item for cap in ZYGOTE_CAPABILITIES for item in ("--cap-add", cap)),
         "--ro-bind", "/usr", "/usr",
     ]  # fmt: skip
     for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
@@ -158,7 +185,7 @@ def bwrap_command(python: str, harness: Path, code: Path, uid: int, env: dict[st
         elif top.is_dir():
             command += ["--ro-bind", str(top), str(top)]
     command += ["--dev", "/dev", "--proc", "/proc"]
-    for mount in ("/dev/shm", "/tmp"):
+    for mount in SCRATCH:
         command += ["--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", mount]
     if not prefix.is_relative_to("/usr"):
         # bwrap makes missing parents 0700; the sandbox uid must be able to walk to the prefix.
@@ -170,23 +197,21 @@ def bwrap_command(python: str, harness: Path, code: Path, uid: int, env: dict[st
     command += ["--chdir", "/tmp", "--clearenv"]
     for key, value in env.items():
         command += ["--setenv", key, value]
-    command += [
-        "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs",
-        "--inh-caps=-all", "--bounding-set=-all",
-        real,
-    ]  # fmt: skip
-    return command
+    return [*command, real]
 
 
 def _namespaces_problem(uid: int) -> str | None:
     """Why the namespaces tier cannot run here, or None when a probe sandbox worked."""
-    for tool, package in (("bwrap", "bubblewrap"), ("setpriv", "util-linux")):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed (Debian package {package})"
+    if shutil.which("bwrap") is None:
+        return "bwrap is not installed (Debian package bubblewrap)"
     with tempfile.TemporaryDirectory(prefix="kata-probe-", dir=CALL_DIR_PARENT) as folder:
         os.chmod(folder, 0o755)
-        probe = "import multiprocessing, os; os.getuid() != 0 or exit(3)"
-        command = bwrap_command(sys.executable, Path(folder), Path(folder), uid, _clean_env(Path("/tmp")))
+        # What a zygote does for every call: switch to the sandbox uid, then start Python's multiprocessing.
+        probe = (
+            f"import os; os.setgroups([]); os.setresgid({uid}, {uid}, {uid}); os.setresuid({uid}, {uid}, {uid}); "
+            "import multiprocessing; os.getuid() != 0 or exit(3)"
+        )
+        command = bwrap_command(sys.executable, Path(folder), Path(folder), _clean_env(Path("/tmp")))
         try:
             done = subprocess.run(
                 [*command, "-I", "-S", "-c", probe],
@@ -326,8 +351,88 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+class ZygoteFailed(RuntimeError):
+    """A zygote did not start, or stopped answering."""
+
+
+class Zygote:
+    """The worker's handle on one resident sandbox process (``grader.sandboxed.zygote``) for one graded folder."""
+
+    def __init__(self, argv: list[str], config: ZygoteConfig, harness: str, log: Path, **popen: Any):
+        self.before = descendants()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.control = ours
+        config = dataclasses.replace(config, control_fd=theirs.fileno())
+        self.log = log
+        try:
+            with open(log, "wb") as errors:
+                self.process = subprocess.Popen(
+                    [*argv, config.to_json(), harness],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=errors,
+                    pass_fds=(theirs.fileno(),),
+                    start_new_session=True,
+                    **popen,
+                )
+        finally:
+            theirs.close()
+        ready = self.receive(ZYGOTE_START_TIMEOUT)
+        if not ready or "ready" not in ready:
+            self.kill()
+            raise ZygoteFailed(f"the sandbox did not start: {_read_head(log).strip() or 'no word from it'}")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def send(self, message: dict[str, Any], fds: list[int] = ()) -> None:
+        socket.send_fds(self.control, [json.dumps(message).encode()], list(fds))
+
+    def receive(self, timeout: float | None = 0) -> dict[str, Any] | None:
+        """The next message, {} when the zygote has closed its end, None when none came within timeout."""
+        ready, _, _ = select.select([self.control], [], [], timeout)
+        if not ready:
+            return None
+        try:
+            data = self.control.recv(CONTROL_MESSAGE_BYTES)
+        except OSError:
+            return {}
+        try:
+            message = json.loads(data) if data else {}
+        except ValueError:
+            return {}
+        return message if isinstance(message, dict) else {}
+
+    def stop_call(self) -> int | None:
+        """Ask for the running call to be killed; its exit code, or raise ZygoteFailed."""
+        try:
+            self.send({"stop": True})
+        except OSError as exc:
+            raise ZygoteFailed(f"the sandbox is gone ({exc})") from None
+        deadline = time.monotonic() + STOP_WAIT
+        while (left := deadline - time.monotonic()) > 0:
+            message = self.receive(left)
+            if message is None or message == {}:
+                break
+            if "ended" in message:
+                return message["ended"]
+        raise ZygoteFailed("the sandbox did not end the call")
+
+    def kill(self, uid: int | None = None) -> None:
+        """End the zygote and everything under it, whatever state it is in."""
+        self.control.close()
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.process.wait()
+        sweep_descendants(keep=self.before)
+        if uid is not None:
+            sweep_user(uid)
+
+
 class Sandbox:
-    """Runs scenarios against graded modules in throw-away processes."""
+    """Runs scenarios against graded modules, each call in a fresh child of a resident zygote."""
 
     def __init__(
         self,
@@ -341,6 +446,8 @@ class Sandbox:
         self.python = self.isolation.python or python
         self.limits = limits or Limits(processes=SANDBOX_PROCESSES if self.isolation.uid is not None else 0)
         self.is_subreaper = become_subreaper()
+        self._zygotes: dict[Path | None, Zygote] = {}
+        self._own = Path(tempfile.mkdtemp(prefix="kata-sandbox-", dir=CALL_DIR_PARENT))
         if self.isolation.tier == NAMESPACES:
             # The sandbox uid reads the harness and the graded code through bind mounts.
             _open_to_all(self.harness_dir)
@@ -350,9 +457,24 @@ class Sandbox:
             self.harness_dir = self._copy_visible(self.harness_dir, "harness")
 
     def close(self) -> None:
-        """Remove what the sandbox owner made outside its caller's folders."""
+        """End every zygote and remove what the sandbox owner made outside its caller's folders."""
+        for zygote in self._zygotes.values():
+            zygote.kill(self.isolation.uid)
+        self._zygotes.clear()
+        shutil.rmtree(self._own, ignore_errors=True)
         if self.isolation.tier == USER:
             shutil.rmtree(self._visible_root, ignore_errors=True)
+
+    def resident_pids(self) -> set[int]:
+        """The zygotes' own processes, which outlive calls (for tests that look for leftovers)."""
+        pids = set()
+        for zygote in self._zygotes.values():
+            pids.add(zygote.process.pid)
+            try:
+                pids.update(child.pid for child in psutil.Process(zygote.process.pid).children(recursive=True))
+            except psutil.Error:
+                pass
+        return pids
 
     def _copy_visible(self, source: Path, name: str) -> Path:
         copy = self._visible_root / name
@@ -360,29 +482,35 @@ class Sandbox:
         _open_to_all(self._visible_root)
         return copy
 
-    def _command(self, request: CallRequest, module_dir: Path, home: Path) -> tuple[list[str], CallRequest]:
-        """The argv that starts the sandbox, and the request as the inside sees it."""
-        python = [self.python, "-I", "-S", "-c", BOOTSTRAP]
-        if self.isolation.tier == USER:
-            # A fresh, readable copy of the graded code in the call's folder, which becomes the
-            # uid's own (its TMPDIR: sockets, semaphores).
-            code = home / "code"
-            shutil.copytree(module_dir, code, ignore=shutil.ignore_patterns("__pycache__"))
-            _open_to_all(code)
-            os.chown(home, self.isolation.uid, self.isolation.uid)
-            request = dataclasses.replace(request, module_dir=str(code))
-        if self.isolation.tier != NAMESPACES:
-            return [*python, request.to_json(), str(self.harness_dir)], request
-        inside = dataclasses.replace(request, module_dir=INSIDE_CODE)
-        env = _clean_env(Path("/tmp"))
-        prefix = bwrap_command(self.python, self.harness_dir, module_dir, self.isolation.uid, env)
-        return [*prefix, *python[1:], inside.to_json(), INSIDE_HARNESS], inside
+    def _zygote(self, module_dir: Path) -> Zygote:
+        """The running zygote for a graded folder, started (again) when there is none.
 
-    def _credentials(self) -> dict[str, Any]:
-        """Popen's user switch for the user tier (bwrap switches inside for namespaces)."""
-        if self.isolation.tier != USER:
-            return {}
-        return {"user": self.isolation.uid, "group": self.isolation.uid, "extra_groups": []}
+        Under the namespaces tier the folder is bound into the zygote's view, so
+        each folder has a zygote of its own; the other tiers share one.
+        """
+        key = module_dir if self.isolation.tier == NAMESPACES else None
+        zygote = self._zygotes.get(key)
+        if zygote is not None and zygote.alive():
+            return zygote
+        if zygote is not None:
+            self._discard(key)
+        python = [self.python, "-I", "-S", "-c", BOOTSTRAP]
+        config = ZygoteConfig(control_fd=-1, uid=self.isolation.uid)
+        log = Path(tempfile.mkstemp(prefix="zygote-", suffix=".log", dir=self._own)[1])
+        env = _clean_env(Path("/tmp"))
+        if self.isolation.tier == NAMESPACES:
+            argv = [*bwrap_command(self.python, self.harness_dir, module_dir, env), *python[1:]]
+            config = dataclasses.replace(config, wipe=list(SCRATCH))
+            zygote = Zygote(argv, config, INSIDE_HARNESS, log, cwd="/")
+        else:
+            zygote = Zygote(python, config, str(self.harness_dir), log, cwd="/", env=env)
+        self._zygotes[key] = zygote
+        return zygote
+
+    def _discard(self, key: Path | None) -> None:
+        zygote = self._zygotes.pop(key, None)
+        if zygote is not None:
+            zygote.kill(self.isolation.uid)
 
     def call(
         self,
@@ -402,7 +530,7 @@ class Sandbox:
         home = Path(tempfile.mkdtemp(prefix="kata-call-", dir=CALL_DIR_PARENT))
         os.chmod(home, 0o755)
         try:
-            return self._call_in(home, module, module_dir, scenario, args, start_method, timeout, import_timeout)
+            return self._call_in(home, module, Path(module_dir), scenario, args, start_method, timeout, import_timeout)
         finally:
             shutil.rmtree(home, ignore_errors=True)
 
@@ -417,15 +545,30 @@ class Sandbox:
         timeout: float,
         import_timeout: float | None,
     ) -> CallResult:
-        before = descendants()
-        read_end, write_end = os.pipe()
+        started = time.monotonic()
+        key = module_dir if self.isolation.tier == NAMESPACES else None
+        try:
+            zygote = self._zygote(module_dir)
+        except ZygoteFailed as exc:
+            return CallResult(status=CRASHED, detail=str(exc), duration=time.monotonic() - started)
+        inside = str(module_dir)
+        if self.isolation.tier == NAMESPACES:
+            inside = INSIDE_CODE
+        elif self.isolation.tier == USER:
+            # A fresh, readable copy of the graded code that the sandbox uid cannot change, in the
+            # call's folder, which becomes the uid's own (its TMPDIR: sockets, semaphores).
+            code = home / "code"
+            shutil.copytree(module_dir, code, ignore=shutil.ignore_patterns("__pycache__"))
+            _open_to_all(code)
+            os.chown(home, self.isolation.uid, self.isolation.uid)
+            inside = str(code)
         request = CallRequest(
             module=module,
-            module_dir=str(module_dir),
+            module_dir=inside,
             scenario=scenario,
             args=list(args),
             start_method=start_method,
-            result_fd=write_end,
+            home="/tmp" if self.isolation.tier == NAMESPACES else str(home),
             limits=Limits(
                 address_space_mib=self.limits.address_space_mib,
                 open_files=self.limits.open_files,
@@ -435,118 +578,129 @@ class Sandbox:
                 processes=self.limits.processes,
             ),
         )
-        started = time.monotonic()
+        read_end, write_end = os.pipe()
         try:
             with open(home / "stdout", "wb") as out, open(home / "stderr", "wb") as err:
-                argv, request = self._command(request, Path(module_dir), home)
-                proc = subprocess.Popen(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=err,
-                    pass_fds=(write_end,),
-                    start_new_session=True,
-                    cwd=home,
-                    env=_clean_env(home),
-                    **self._credentials(),
-                )
+                zygote.send({"call": request.to_json()}, [write_end, out.fileno(), err.fileno()])
+        except OSError as exc:
+            os.close(read_end)
+            self._discard(key)
+            gone = f"the sandbox is gone ({exc})"
+            return CallResult(status=CRASHED, detail=gone, duration=time.monotonic() - started)
         finally:
             os.close(write_end)
         try:
             import_deadline = started + min(timeout, import_timeout or timeout)
-            raw, finished, overflow = self._wait(proc, read_end, started + timeout, import_deadline)
+            raw, ended, overflow = _wait(zygote, read_end, started + timeout, import_deadline)
+            finished = ended is not None and not overflow  # the call ended by itself, not at a deadline
+            if ended is None:
+                try:
+                    ended = {"ended": zygote.stop_call()}
+                except ZygoteFailed:
+                    ended = {}
+            if not overflow:
+                more, overflow = _drain(read_end, MAX_REPLY_BYTES + 1 - len(raw))
+                raw += more
         finally:
             os.close(read_end)
-            self._stop(proc, before)
-        duration = time.monotonic() - started
-        stdout, stderr = _read_head(home / "stdout"), _read_head(home / "stderr")
-        common = {"stdout": stdout, "stderr": stderr, "exit_code": proc.returncode, "duration": duration}
+        if "ended" not in ended:  # the zygote is gone or stuck: end it and all it ran; the next call starts another
+            self._discard(key)
+        common = {
+            "stdout": _read_head(home / "stdout"),
+            "stderr": _read_head(home / "stderr"),
+            "exit_code": ended.get("ended"),
+            "duration": time.monotonic() - started,
+        }
+        budget = timeout if raw.startswith(IMPORTED) else min(timeout, import_timeout or timeout)
+        return _result(raw, finished, overflow, budget, common)
 
-        if overflow:  # checked first: a flood on the pipe is invalid even if the process still ran
-            return CallResult(status=INVALID, detail=f"the result is larger than {MAX_REPLY_BYTES} bytes", **common)
-        imported = raw.startswith(IMPORTED)
-        raw = raw.removeprefix(IMPORTED)
-        if not finished and not imported:
-            detail = f"did not finish its import within {min(timeout, import_timeout or timeout):g} s"
-            return CallResult(status=TIMEOUT, detail=detail, **common)
-        if not finished:
-            return CallResult(status=TIMEOUT, detail=f"did not finish within {timeout:g} s", **common)
-        if not raw:
-            code = proc.returncode
-            if self.isolation.tier == NAMESPACES and code is not None and code > 128:
-                code = -(code - 128)  # bwrap reports a signal death of its child as 128 + signal
-            how = f"was killed by {_signal_name(-code)}" if code and code < 0 else f"exited with code {code}"
+
+def _wait(zygote: Zygote, read_end: int, deadline: float, import_deadline: float) -> tuple[bytes, dict | None, bool]:
+    """Read the reply until the zygote says the call ended, or a deadline passes.
+
+    The runner writes IMPORTED once the graded module is imported; without it
+    by import_deadline the call is over (a module that hangs at import need
+    not cost a long scenario's whole budget). The pipe is never read to EOF
+    while the call runs: a leftover grandchild may hold it open.
+    Returns (bytes read, the zygote's "ended" message, {} if the zygote is
+    gone, None at a deadline, whether the reply went over its cap).
+    """
+    chunks: list[bytes] = []
+    size = 0
+    open_pipe = True
+    imported = False
+    os.set_blocking(read_end, False)
+    while True:
+        now = time.monotonic()
+        until = deadline if imported else min(deadline, import_deadline)
+        if now >= until:
+            return b"".join(chunks), None, False
+        watched = [zygote.control, read_end] if open_pipe else [zygote.control]
+        ready, _, _ = select.select(watched, [], [], until - now)
+        if read_end in ready:
+            data, open_pipe = _read_some(read_end)
+            chunks += data
+            size += sum(map(len, data))
+            if size > MAX_REPLY_BYTES:
+                return b"", None, True
+            if not imported and size >= len(IMPORTED):
+                imported = b"".join(chunks).startswith(IMPORTED)
+        if zygote.control in ready:
+            message = zygote.receive()
+            if message is not None and ("ended" in message or not message):
+                return b"".join(chunks), message, False
+
+
+def _read_some(fd: int) -> tuple[list[bytes], bool]:
+    """What a non-blocking pipe holds now, and whether it is still open."""
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return chunks, True
+        if not data:
+            return chunks, False
+        chunks.append(data)
+        if sum(map(len, chunks)) > MAX_REPLY_BYTES:
+            return chunks, True
+
+
+def _drain(fd: int, limit: int) -> tuple[bytes, bool]:
+    """What is left on the result pipe once the call's processes are dead, and whether it went over limit."""
+    chunks, _ = _read_some(fd)
+    data = b"".join(chunks)
+    if len(data) >= limit:
+        return b"", True
+    return data, False
+
+
+def _result(raw: bytes, finished: bool, overflow: bool, budget: float, common: dict[str, Any]) -> CallResult:
+    """The call's outcome from what came back on the result pipe and how the call ended."""
+    if overflow:  # checked first: a flood on the pipe is invalid even if the process still ran
+        return CallResult(status=INVALID, detail=f"the result is larger than {MAX_REPLY_BYTES} bytes", **common)
+    imported = raw.startswith(IMPORTED)
+    raw = raw.removeprefix(IMPORTED)
+    if not finished and not imported:
+        return CallResult(status=TIMEOUT, detail=f"did not finish its import within {budget:g} s", **common)
+    if not finished:
+        return CallResult(status=TIMEOUT, detail=f"did not finish within {budget:g} s", **common)
+    if not raw:
+        code = common["exit_code"]
+        if code is None:
+            detail = "the sandbox that ran the code was killed before the call ended"
+            detail += " (does the code kill processes that it did not start?)"
+        else:
+            how = f"was killed by {_signal_name(-code)}" if code < 0 else f"exited with code {code}"
             detail = f"the process running the code {how} before returning a result"
-            return CallResult(status=CRASHED, detail=detail, **common)
-        try:
-            reply = Reply.from_json(raw)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # nesting deep enough to exhaust the parser
-            return CallResult(status=INVALID, detail=f"the result could not be read: {cut(str(exc), 200)}", **common)
-        if reply.status == RAISED:
-            return CallResult(status=RAISED, error=reply.error, **common)
-        return CallResult(status=reply.status, value=reply.value, **common)
-
-    def _wait(
-        self, proc: subprocess.Popen, read_end: int, deadline: float, import_deadline: float
-    ) -> tuple[bytes, bool, bool]:
-        """Read the reply until the process exits or a deadline passes.
-
-        The runner writes IMPORTED once the graded module is imported; without
-        it by import_deadline the call is over (a module that hangs at import
-        need not cost a long scenario's whole budget). The pipe is not read to
-        EOF: a leftover grandchild may hold it open.
-        Returns (bytes read, whether the process exited, whether the cap was hit).
-        """
-        chunks: list[bytes] = []
-        size = 0
-        open_pipe = True
-        imported = False
-        os.set_blocking(read_end, False)
-        try:
-            exit_fd = os.pidfd_open(proc.pid)
-        except (AttributeError, OSError):
-            exit_fd = None
-        try:
-            while True:
-                now = time.monotonic()
-                until = deadline if imported else min(deadline, import_deadline)
-                if now >= until:
-                    return b"".join(chunks), False, False
-                watched = ([read_end] if open_pipe else []) + ([exit_fd] if exit_fd is not None else [])
-                poll = until - now if exit_fd is not None else min(until - now, 0.05)
-                ready, _, _ = select.select(watched, [], [], poll)
-                exited = (exit_fd in ready) if exit_fd is not None else proc.poll() is not None
-                if read_end in ready or exited:
-                    while open_pipe:
-                        try:
-                            data = os.read(read_end, 65536)
-                        except BlockingIOError:
-                            break
-                        if not data:
-                            open_pipe = False  # every writer closed it; only the exit is left to wait for
-                            break
-                        chunks.append(data)
-                        size += len(data)
-                        if size > MAX_REPLY_BYTES:
-                            return b"", exited, True
-                        if not imported and size >= len(IMPORTED):
-                            imported = b"".join(chunks).startswith(IMPORTED)
-                if exited:
-                    return b"".join(chunks), True, False
-        finally:
-            if exit_fd is not None:
-                os.close(exit_fd)
-
-    def _stop(self, proc: subprocess.Popen, before: set[tuple[int, float]]) -> None:
-        """Kill the sandbox's group, then every new descendant, until none is left."""
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        proc.wait()
-        sweep_descendants(keep=before)
-        if self.isolation.uid is not None:
-            sweep_user(self.isolation.uid)
+        return CallResult(status=CRASHED, detail=detail, **common)
+    try:
+        reply = Reply.from_json(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # nesting deep enough to exhaust the parser
+        return CallResult(status=INVALID, detail=f"the result could not be read: {cut(str(exc), 200)}", **common)
+    if reply.status == RAISED:
+        return CallResult(status=RAISED, error=reply.error, **common)
+    return CallResult(status=reply.status, value=reply.value, **common)
 
 
 def descendants() -> set[tuple[int, float]]:

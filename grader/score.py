@@ -8,12 +8,12 @@ scores 0 as an error, so a lost test can never raise a score.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from fractions import Fraction
 
 from grader.collect import ERROR, FAILED, OUTCOMES, PASSED, SKIPPED, TIMEOUT, ExpectedTest, TestResult
 from grader.manifest import Exercise
+from grader.plugin import group_of
 from grader.scorecard import ExerciseScore, TaskScore, TestScore
 
 # The worst outcome wins when a test ran under several start methods.
@@ -24,7 +24,7 @@ EXERCISE_PASSED, EXERCISE_FAILED, EXERCISE_ERROR = "passed", "failed", "error"
 
 def base_id(nodeid: str) -> str:
     """The test without its start-method parameter."""
-    return re.sub(r"\[[^\]]*\]$", "", nodeid)
+    return group_of(nodeid)
 
 
 def points(value: Fraction) -> float:
@@ -38,6 +38,9 @@ def _score_test(runs: list[TestResult], share: Fraction, hint: str, several_meth
     mixed = len({run.outcome for run in runs}) > 1
     if several_methods and mixed and worst.test.start_method:
         message = f"under {worst.test.start_method}: {message}"
+    lost = [run for run in runs if run.outcome not in (PASSED, SKIPPED)]
+    if several_methods and len({run.message for run in lost}) > 1:  # grade --explain: each method's own words
+        message = "; ".join(f"under {run.test.start_method}: {run.message}" for run in lost)
     passed = worst.outcome == PASSED
     return TestScore(
         id=base_id(first.nodeid),

@@ -135,6 +135,16 @@ def test_a_test_earns_its_points_only_under_every_start_method():
     assert scored.score == 2.0
 
 
+def test_explained_failures_under_several_methods_each_say_their_own_words():
+    results = [result("test_a", 1, FAILED, "fork"), result("test_a", 1, TIMEOUT, "spawn")]
+    results += [result("test_d", 2, FAILED, "fork"), result("test_d", 2, SKIPPED, "spawn")]
+    scored = {t.id.rpartition("::")[2]: t for t in score_exercise(EXERCISE, results).tests}
+    assert scored["test_a"].message == "under fork: failed!; under spawn: timeout!"
+    assert scored["test_a"].outcome == TIMEOUT
+    # Not run under spawn after failing under fork: the failure is the whole story.
+    assert scored["test_d"].message == "under fork: failed!" and scored["test_d"].outcome == FAILED
+
+
 def test_a_task_without_results_scores_zero_as_an_error():
     scored = score_exercise(EXERCISE, [result("test_d", 2, PASSED)], problem="01_demo/demo.py is missing")
     assert scored.tasks[0].score == 0 and scored.status == "error" and scored.message == "01_demo/demo.py is missing"

@@ -55,6 +55,20 @@ def test_untouched_stubs_score_zero_with_a_pointer_to_the_todo(grade):
     assert "Score: 0/" in graded.stdout
 
 
+def test_a_check_that_failed_under_one_start_method_is_not_run_under_the_others_unless_explained(grade):
+    quick = grade("--only", "processes", "--start-method", "all", "-n", "3")
+    explained = grade("--only", "processes", "--start-method", "all", "-n", "3", "--explain")
+    for graded in (quick, explained):
+        assert graded.exit_code == 0, graded.stderr
+        assert graded.exercise("processes")["score"] == 0
+    for name, test in quick.tests("processes").items():
+        # Whichever worker ran it: fork first, and the failure spared the other two.
+        assert test["start_methods"] == {"fork": "failed", "spawn": "skipped", "forkserver": "skipped"}, name
+        assert test["outcome"] == "failed" and test["message"].startswith("under fork: "), test
+    for name, test in explained.tests("processes").items():
+        assert test["start_methods"] == dict.fromkeys(("fork", "spawn", "forkserver"), "failed"), name
+
+
 def test_a_partly_solved_submission_gets_exactly_its_points(grade, make_submission):
     # Exercise 1 solved, exercise 2 untouched, exercise 3 with only task 1 solved.
     later_tasks = ["submit", "gather", "lazy_results", "as_finished"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from grader.protocol import CRASHED, INVALID, MAX_OUTPUT_CHARS, RAISED, RETURNED, TIMEOUT
+from grader.protocol import CRASHED, INVALID, MAX_OUTPUT_CHARS, RAISED, RESULT_FD, RETURNED, TIMEOUT
 from grader.sandbox import (
     NAMESPACES,
     PROCESS,
@@ -49,8 +49,13 @@ def sandbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sandbox]
 
 
 def assert_nothing_left(sandbox: Sandbox, before: set, recorded: list[int], since: float) -> None:
-    """No new descendant, no process of the sandbox's uid, none of the recorded pids alive."""
-    new = [pid for pid, _ in descendants() - before if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    """No new descendant but the sandbox's zygote, no process of its uid, none of the recorded pids alive."""
+    resident = sandbox.resident_pids()
+    new = [
+        pid
+        for pid, _ in descendants() - before
+        if pid not in resident and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    ]
     assert new == []
     if sandbox.isolation.uid is not None:
         same_uid = [
@@ -273,7 +278,7 @@ def test_memory_is_limited(sandbox, module_dir):
     ids=["deeply-nested", "over-the-cap-then-hang"],
 )
 def test_a_reply_forged_on_the_result_pipe_is_invalid(sandbox, module_dir, payload):
-    find_fd = 'fd = json.loads(sys.argv[1])["result_fd"]'  # the request names the result pipe
-    source = f"import json, os, sys, time\ndef f():\n    {find_fd}\n    {payload}\n    os._exit(0)\n"
+    find_fd = f"fd = {RESULT_FD}"  # the result pipe's place in every call's child
+    source = f"import os, time\ndef f():\n    {find_fd}\n    {payload}\n    os._exit(0)\n"
     result = call(sandbox, module_dir, source, "f", timeout=5)
     assert result.status == INVALID, result

@@ -265,6 +265,13 @@ def test_choose_pool_size_asks_os_cpu_count(student):
 # ---------------------------------------------------------------- task 3
 
 
+def _swaps(order: list, reference: list) -> int:
+    """How many pairs of order are the other way round in reference (both hold the same items)."""
+    rank = {item: place for place, item in enumerate(reference)}
+    places = [rank[item] for item in order]
+    return sum(1 for i, a in enumerate(places) for b in places[i + 1 :] if a > b)
+
+
 @pytest.mark.task(3)
 def test_results_come_back_in_input_order(student):
     """parallel_map returns the results in the order of the items, even when later items finish first"""
@@ -273,9 +280,14 @@ def test_results_come_back_in_input_order(student):
     results = result_list(student, facts, "parallel_map")
     indexes = [r.get("index") if isinstance(r, dict) else r for r in results]
     want = list(range(count))
-    if indexes != want and sorted(map(str, indexes)) == sorted(map(str, want)) and indexes == facts["finish_order"]:
+    finished = facts["finish_order"]
+    permuted = indexes != want and all(type(i) is int for i in indexes) and sorted(indexes) == want
+    # Results collected as they arrive come back in about the order the tasks finished: two results
+    # that finish close together may swap on their way back, so compare how far each order is.
+    if permuted and sorted(finished) == want and _swaps(indexes, finished) < _swaps(indexes, want):
         pytest.fail(
-            f"parallel_map returned the results in the order the tasks finished ({indexes}), not in the order of "
+            f"parallel_map returned the results in the order the tasks finished ({indexes}; the tasks "
+            f"finished in the order {finished}), not in the order of "
             f"the items ({want}): return pool.map(func, items), which keeps the input order",
             pytrace=False,
         )

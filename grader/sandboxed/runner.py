@@ -1,8 +1,9 @@
-"""The first code that runs inside a sandbox process.
+"""What a sandboxed call runs: the graded module and one scenario.
 
-Started by ``grader.sandbox`` as ``python -I -c "...; runner.main()" REQUEST``.
-In order, before any graded code runs: apply the resource limits, choose the
-start method, then import the graded module and call the scenario with it.
+Runs in the child that the zygote (``grader.sandboxed.zygote``) forks for one
+call, once the child has its own identity, descriptors and folder. In order,
+before any graded code runs: apply the resource limits, choose the start
+method, then import the graded module and call the scenario with it.
 The outcome (a JSON value, or an exception as text) is written once to the
 result pipe, then the process ends with ``os._exit`` so that no atexit handler
 (multiprocessing joins its non-daemon children at exit) can keep it alive.
@@ -20,7 +21,7 @@ import resource
 import signal
 import sys
 import traceback
-from typing import Any
+from typing import Any, NoReturn
 
 from grader.protocol import (
     IMPORTED,
@@ -28,6 +29,7 @@ from grader.protocol import (
     MAX_REPLY_BYTES,
     MAX_TRACEBACK_CHARS,
     RAISED,
+    RESULT_FD,
     RETURNED,
     CallRequest,
     ErrorInfo,
@@ -129,38 +131,39 @@ def _write_reply(fd: int, reply: Reply) -> None:
         view = view[written:]
 
 
-def main() -> None:
-    request = CallRequest.from_json(sys.argv[1])
-    fd = request.result_fd
-    # The graded code's own spawned children must not inherit the result pipe.
-    os.set_inheritable(fd, False)
+def run(request: CallRequest) -> NoReturn:
+    """Import the graded module, run the scenario, write one reply on RESULT_FD, and end.
+
+    Called in a call's child once it is on its own (identity, descriptors and
+    folder set by the zygote). Ends with os._exit: no atexit handler
+    (multiprocessing joins its non-daemon children at exit) may keep it alive.
+    """
     apply_limits(request.limits)
-    # -I ignores PYTHONDONTWRITEBYTECODE; the graded folder gets no __pycache__
-    # (spawned children inherit this as -B).
+    # The graded folder gets no __pycache__ (spawned children inherit this as -B).
     sys.dont_write_bytecode = True
     multiprocessing.set_start_method(request.start_method, force=True)
     sys.path.insert(0, request.module_dir)
     module_file = os.path.join(request.module_dir, request.module + ".py")
-
-    scenario_module, _, scenario_name = request.scenario.partition(":")
-    scenario = getattr(importlib.import_module(scenario_module), scenario_name)
-
     try:
-        module = importlib.import_module(request.module)
-    except BaseException as exc:
-        reply = Reply(status=RAISED, error=_describe(exc, "import", module_file))
-    else:
-        os.write(fd, IMPORTED)
+        scenario_module, _, scenario_name = request.scenario.partition(":")
+        scenario = getattr(importlib.import_module(scenario_module), scenario_name)
         try:
-            value = scenario(module, *request.args)
+            module = importlib.import_module(request.module)
         except BaseException as exc:
-            reply = Reply(status=RAISED, error=_describe(exc, "scenario", module_file))
+            reply = Reply(status=RAISED, error=_describe(exc, "import", module_file))
         else:
-            reply = Reply(status=RETURNED, value=value)
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:
-            pass
-    _write_reply(fd, reply)
-    os._exit(0)
+            os.write(RESULT_FD, IMPORTED)
+            try:
+                value = scenario(module, *request.args)
+            except BaseException as exc:
+                reply = Reply(status=RAISED, error=_describe(exc, "scenario", module_file))
+            else:
+                reply = Reply(status=RETURNED, value=value)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        _write_reply(RESULT_FD, reply)
+    finally:
+        os._exit(0)

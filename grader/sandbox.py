@@ -375,6 +375,9 @@ class Zygote:
                     start_new_session=True,
                     **popen,
                 )
+        except OSError as exc:
+            ours.close()
+            raise ZygoteFailed(f"the sandbox could not be started: {exc}") from None
         finally:
             theirs.close()
         ready = self.receive(ZYGOTE_START_TIMEOUT)
@@ -545,12 +548,12 @@ class Sandbox:
         timeout: float,
         import_timeout: float | None,
     ) -> CallResult:
-        started = time.monotonic()
         key = module_dir if self.isolation.tier == NAMESPACES else None
         try:
             zygote = self._zygote(module_dir)
         except ZygoteFailed as exc:
-            return CallResult(status=CRASHED, detail=str(exc), duration=time.monotonic() - started)
+            return CallResult(status=CRASHED, detail=str(exc))
+        started = time.monotonic()  # a zygote's own start (once per worker) is not the call's time
         inside = str(module_dir)
         if self.isolation.tier == NAMESPACES:
             inside = INSIDE_CODE

@@ -57,10 +57,10 @@ def grade(session: nox.Session) -> None:
 
 def _grade_to_json(session: nox.Session, name: str, *options: str) -> dict:
     scorecard = Path(session.create_tmp()) / f"{name}.json"
-    # Grading waits more than it computes: many test workers per core. The start methods of
-    # one test run in turn on one worker, so the run is as long as its tests' durations
-    # summed over the workers (about 1,170 s for the solutions under every method).
-    workers = str(min(32, 12 * (os.cpu_count() or 1)))
+    # Grading waits more than it computes: several test workers per core. (At 12 per core
+    # on 2 cores, 24 gradings at once, two checks of the solutions under spawn ran out of
+    # their 10 to 12 s once: the machine, not the code, was too slow.)
+    workers = str(min(24, 6 * (os.cpu_count() or 1)))
     command = ["python", "-m", "grader", "grade", "--start-method", "all", "-n", workers, "-q"]
     session.run(*command, "--json", str(scorecard), *options)
     return json.loads(scorecard.read_text())

@@ -252,8 +252,9 @@ def call_with_deadline(
     """Call function(*args, **kwargs) in a daemon thread and wait at most deadline seconds.
 
     after(), if given, runs in that thread the moment the function returns, to
-    record what the caller could see then. hopeful(), if given, ends the wait
-    early once it turns false (what could finish the call is gone).
+    record what the caller could see then. hopeful(), if given, ends this first
+    wait early once it turns false (what could finish the call is gone); a
+    wait_longer() of the result always waits its whole time.
     NotImplementedError goes on up, so that the student reads "not written yet".
     """
     outcome: dict[str, Any] = {}
@@ -272,15 +273,18 @@ def call_with_deadline(
     helper = threading.Thread(target=run, name="graded-call", daemon=True)
     helper.start()
 
-    def wait(seconds: float, waited: float) -> Called:
+    def wait(seconds: float, waited: float, patient: bool = False) -> Called:
         give_up = time.monotonic() + seconds
         while helper.is_alive() and time.monotonic() < give_up:
             helper.join(0.05)
-            if hopeful is not None and helper.is_alive() and not hopeful():
+            if not patient and hopeful is not None and helper.is_alive() and not hopeful():
                 helper.join(0.5)
                 break
         if helper.is_alive():
-            return Called(HUNG, deadline=waited + seconds, _resume=lambda more: wait(more, waited + seconds))
+            # A wait asked for after this one (wait_longer) lasts its whole time: the scenario has
+            # changed something (released what it held), so what hopeful() saw no longer decides.
+            resume = lambda more: wait(more, waited + seconds, patient=True)  # noqa: E731
+            return Called(HUNG, deadline=waited + seconds, _resume=resume)
         error = outcome.get("error")
         if isinstance(error, NotImplementedError):
             raise error

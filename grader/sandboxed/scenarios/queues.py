@@ -83,8 +83,8 @@ DEADLINE = 8.0  # seconds a graded function is given before it counts as stuck (
 RENDEZVOUS_WAIT = 6.0  # seconds a consumer waits at the rendezvous for the others (only too few keep it waiting)
 STOP_WAIT = 5.0  # seconds a process is given to end once its sentinel is on the queue
 # Seconds a graded call is given once the scenario released what it held: a correct one needs about 0.1,
-# but 4 s once ran out on a 2-core machine running 16 gradings at once.
-AFTER_RELEASE = 12.0
+# and under spawn on a 2-core machine running 24 gradings at once, a second or two.
+AFTER_RELEASE = 8.0
 GRACE = 1.5  # seconds a function that has read everything is given to return before the scenario releases
 LATE = 3.0  # seconds the queue stays empty after a consumer's first item
 LATE_PRODUCER = 2.5  # seconds the later producers of collect wait after the first one's None

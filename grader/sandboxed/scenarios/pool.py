@@ -121,7 +121,9 @@ class _StartedProcesses:
             original(process)
             if process.pid is not None:
                 pids.append(process.pid)
-                self.peak = max(self.peak, len(self.running()))
+                # The process just started counts even if it has already ended: on a loaded machine a
+                # one-item worker can finish before this line runs, and was running all the same.
+                self.peak = max(self.peak, len({*self.running(), process.pid}))
 
         multiprocessing.process.BaseProcess.start = start  # type: ignore[method-assign]
         return self

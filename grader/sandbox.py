@@ -363,7 +363,6 @@ class Zygote:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.control = ours
         config = dataclasses.replace(config, control_fd=theirs.fileno())
-        self.log = log
         try:
             with open(log, "wb") as errors:
                 self.process = subprocess.Popen(
@@ -491,7 +490,7 @@ class Sandbox:
         Under the namespaces tier the folder is bound into the zygote's view, so
         each folder has a zygote of its own; the other tiers share one.
         """
-        key = module_dir if self.isolation.tier == NAMESPACES else None
+        key = self._key(module_dir)
         zygote = self._zygotes.get(key)
         if zygote is not None and zygote.alive():
             return zygote
@@ -509,6 +508,10 @@ class Sandbox:
             zygote = Zygote(python, config, str(self.harness_dir), log, cwd="/", env=env)
         self._zygotes[key] = zygote
         return zygote
+
+    def _key(self, module_dir: Path) -> Path | None:
+        """Which zygote serves a graded folder: its own under namespaces (bound into its view), else the one."""
+        return module_dir if self.isolation.tier == NAMESPACES else None
 
     def _discard(self, key: Path | None) -> None:
         zygote = self._zygotes.pop(key, None)
@@ -548,7 +551,7 @@ class Sandbox:
         timeout: float,
         import_timeout: float | None,
     ) -> CallResult:
-        key = module_dir if self.isolation.tier == NAMESPACES else None
+        key = self._key(module_dir)
         try:
             zygote = self._zygote(module_dir)
         except ZygoteFailed as exc:
@@ -592,9 +595,9 @@ class Sandbox:
             return CallResult(status=CRASHED, detail=gone, duration=time.monotonic() - started)
         finally:
             os.close(write_end)
+        import_budget = min(timeout, import_timeout or timeout)
         try:
-            import_deadline = started + min(timeout, import_timeout or timeout)
-            raw, ended, overflow = _wait(zygote, read_end, started + timeout, import_deadline)
+            raw, ended, overflow = _wait(zygote, read_end, started + timeout, started + import_budget)
             finished = ended is not None and not overflow  # the call ended by itself, not at a deadline
             if ended is None:
                 try:
@@ -614,8 +617,7 @@ class Sandbox:
             "exit_code": ended.get("ended"),
             "duration": time.monotonic() - started,
         }
-        budget = timeout if raw.startswith(IMPORTED) else min(timeout, import_timeout or timeout)
-        return _result(raw, finished, overflow, budget, common)
+        return _result(raw, finished, overflow, timeout if raw.startswith(IMPORTED) else import_budget, common)
 
 
 def _wait(zygote: Zygote, read_end: int, deadline: float, import_deadline: float) -> tuple[bytes, dict | None, bool]:

@@ -43,6 +43,11 @@ MAX_DEPTH = 6
 MAX_REPR = 300  # characters of repr() for a value that is not JSON data
 MAX_ITEMS = 2000  # items of one container; more are cut with a visible marker
 DEADLINE = 8.0  # seconds call_with_deadline waits by default: a correct call takes a second or two
+# For scenarios that hold a graded call's processes at their end, then release them: seconds a function that
+# has read everything is given to return while they are held, and seconds it is given once they are released
+# (a correct one needs about 0.1; under spawn on a 2-core machine running 24 gradings at once, a second or two).
+GRACE = 1.5
+AFTER_RELEASE = 8.0
 
 HUNG = "hung"
 RETURNED = "returned"

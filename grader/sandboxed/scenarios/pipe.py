@@ -54,7 +54,17 @@ from multiprocessing.connection import Connection
 from types import ModuleType
 from typing import Any
 
-from grader.sandboxed.scenarios.kit import HUNG, RETURNED, Called, call_with_deadline, drain, error_fact, plain
+from grader.sandboxed.scenarios.kit import (
+    AFTER_RELEASE,
+    GRACE,
+    HUNG,
+    RETURNED,
+    Called,
+    call_with_deadline,
+    drain,
+    error_fact,
+    plain,
+)
 from grader.sandboxed.scenarios.queues import StartRecorder, same
 
 # Forking from the thread that runs the graded code is safe here (nothing else holds a lock
@@ -64,10 +74,6 @@ warnings.filterwarnings("ignore", message=r".*multi-threaded.*fork", category=De
 WAIT = 20.0  # seconds any wait here may last for something a correct solution delivers
 DEADLINE = 8.0  # seconds a graded function is given before it counts as stuck (a correct one takes about 1)
 STOP_WAIT = 5.0  # seconds a process is given to end once it was told to
-# Seconds a graded call is given once the scenario released what it held: a correct one needs about 0.1,
-# and under spawn on a 2-core machine running 24 gradings at once, a second or two.
-AFTER_RELEASE = 8.0
-GRACE = 1.5  # seconds a function that has read everything is given to return before the scenario releases
 EOF_WAIT = 1.0  # seconds the caller's end is given to read EOF once the other side has ended
 SLOW_FIRST = 0.5  # seconds the handler takes for the first request to serve
 PAUSE = 2.0  # seconds a writer pauses in the middle of its messages

@@ -62,6 +62,8 @@ from types import ModuleType
 from typing import Any
 
 from grader.sandboxed.scenarios.kit import (
+    AFTER_RELEASE,
+    GRACE,
     HUNG,
     Called,
     call_with_deadline,
@@ -82,10 +84,6 @@ WAIT = 20.0  # seconds any blocking call here may wait for something a correct s
 DEADLINE = 8.0  # seconds a graded function is given before it counts as stuck (a correct one takes about 1)
 RENDEZVOUS_WAIT = 6.0  # seconds a consumer waits at the rendezvous for the others (only too few keep it waiting)
 STOP_WAIT = 5.0  # seconds a process is given to end once its sentinel is on the queue
-# Seconds a graded call is given once the scenario released what it held: a correct one needs about 0.1,
-# and under spawn on a 2-core machine running 24 gradings at once, a second or two.
-AFTER_RELEASE = 8.0
-GRACE = 1.5  # seconds a function that has read everything is given to return before the scenario releases
 LATE = 3.0  # seconds the queue stays empty after a consumer's first item
 LATE_PRODUCER = 2.5  # seconds the later producers of collect wait after the first one's None
 BIG = 100 * 1024  # bytes in one big result: more than a pipe holds

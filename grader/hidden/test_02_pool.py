@@ -285,10 +285,12 @@ def test_results_come_back_in_input_order(student):
     # Results collected as they arrive come back in about the order the tasks finished: two results
     # that finish close together may swap on their way back, so compare how far each order is.
     if permuted and sorted(finished) == want and _swaps(indexes, finished) < _swaps(indexes, want):
+        reversed_items = ", the items reversed" if finished == want[::-1] else ""
         pytest.fail(
             f"parallel_map returned the results in the order the tasks finished ({indexes}; the tasks "
-            f"finished in the order {finished}), not in the order of "
-            f"the items ({want}): return pool.map(func, items), which keeps the input order",
+            f"finished in the order {finished}{reversed_items}), not in the order of "
+            f"the items ({want}): results collected as they finish, or turned round, come out so; "
+            "return pool.map(func, items) as it is, which keeps the input order",
             pytrace=False,
         )
     assert indexes == want, (

@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -148,6 +149,10 @@ def stop_load(loops: list[subprocess.Popen]) -> None:
         loop.wait()
 
 
+RUNNING: set[subprocess.Popen] = set()  # graders started and not yet ended, for an interrupted sweep
+RUNNING_LOCK = threading.Lock()
+
+
 def stop_grader(child: subprocess.Popen) -> None:
     """SIGINT first: the grader then stops its pytest run and sweeps its sandboxes itself."""
     if child.poll() is not None:
@@ -167,14 +172,18 @@ def grade_once(
     run_timeout: float,
     folder: Path,
     target: tuple[str, ...] = ("--solutions",),
+    label: str = "solutions",
 ) -> Run:
-    card = folder / f"{'-'.join(target[-1:]).replace('/', '_')}-{method}-{number:03d}.json"
+    # One file per grading: gradings side by side must never share a scorecard.
+    card = folder / f"{label}-{method}-{number:03d}.json"
     command = [sys.executable, "-m", "grader", "grade", *target, "--start-method", method]
     command += ["--json", str(card), "-q", "--isolation", isolation]
     started = time.perf_counter()
     child = subprocess.Popen(
         command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
+    with RUNNING_LOCK:
+        RUNNING.add(child)
     try:
         said, _ = child.communicate(timeout=run_timeout)
         exit_code: int | None = child.returncode
@@ -184,6 +193,8 @@ def grade_once(
     finally:
         # Ctrl-C, SIGTERM or an error here: the grader must not outlive this script.
         stop_grader(child)
+        with RUNNING_LOCK:
+            RUNNING.discard(child)
     seconds = time.perf_counter() - started
     scorecard = json.loads(card.read_text()) if card.exists() else None
     return Run(number, seconds, exit_code, scorecard, said.strip())
@@ -306,40 +317,73 @@ def run_fixtures(args: argparse.Namespace, methods: list[str]) -> int:
     cpus = os.cpu_count() or 1
     folder = Path(tempfile.mkdtemp(prefix="kata-flakiness-fixtures-"))
     loops: list[subprocess.Popen] = []
+    loads: list[float] = []  # the 1-minute load average as each grading ended: how loaded "under load" was
     started = time.perf_counter()
     jobs = [(name, method, number) for name in names for method in methods for number in range(1, args.runs + 1)]
     print(f"{len(names)} fixtures x {len(methods)} methods x {args.runs} runs = {len(jobs)} gradings, "
           f"{args.jobs} at a time", flush=True)  # fmt: skip
 
-    def one(job: tuple[str, str, int]) -> tuple[str, str, Run]:
-        name, method, number = job
-        expected = results[name].expected
-        target = ("--submission", str(FIXTURES / name), "--only", expected["exercise"], "-n", "1")
-        return name, method, grade_once(method, number, args.isolation, args.run_timeout, folder, target)
+    cancel = threading.Event()
 
+    def one(job: tuple[str, str, int]) -> tuple[str, str, Run] | None:
+        name, method, number = job
+        if cancel.is_set():
+            return None
+        expected = results[name].expected
+        target = ("--submission", str(FIXTURES / name), "--only", expected["exercise"], "-n", "0")
+        return name, method, grade_once(method, number, args.isolation, args.run_timeout, folder, target, name)
+
+    per_fixture = len(methods) * args.runs
+    finished: list[str] = []  # fixtures with every run in, in the order they finished
+    interrupted = False
+    pool = ThreadPoolExecutor(max_workers=max(1, args.jobs))
     try:
         loops = [] if args.no_load else start_load(cpus)
-        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            for done, (name, method, run) in enumerate(pool.map(one, jobs), start=1):
-                results[name].runs.setdefault(method, []).append(run)
-                if done % 50 == 0:
-                    print(f"  {done}/{len(jobs)} gradings, {time.perf_counter() - started:.0f} s", flush=True)
+        for done, job in enumerate(pool.map(one, jobs), start=1):
+            if job is None:
+                continue
+            name, method, run = job
+            result = results[name]
+            result.runs.setdefault(method, []).append(run)
+            loads.append(os.getloadavg()[0])
+            if sum(len(runs) for runs in result.runs.values()) == per_fixture:
+                # Told at once, so that a long sweep can be read, or stopped, half-way.
+                finished.append(name)
+                problems = result.problems()
+                print(f"  {name}: {'ok' if not problems else 'DIFFERS: ' + '; '.join(problems)}", flush=True)
+            if done % 50 == 0:
+                print(f"  {done}/{len(jobs)} gradings, {time.perf_counter() - started:.0f} s", flush=True)
+        pool.shutdown()
     except (KeyboardInterrupt, Stopped):
-        print("\ninterrupted", flush=True)
-        return 130
+        interrupted = True
+        cancel.set()  # no grading starts any more; those under way are stopped like on Ctrl-C
+        with RUNNING_LOCK:
+            running = list(RUNNING)
+        for child in running:
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+        pool.shutdown(cancel_futures=True)
+        print(f"\ninterrupted: the summary covers the {len(finished)} fixtures whose runs all finished", flush=True)
     finally:
         stop_load(loops)
+    results = {name: results[name] for name in finished}
+    names = finished
+    if not names:
+        return 130 if interrupted else 1
     bad = {name: result.problems() for name, result in results.items() if result.problems()}
     seconds = [run.seconds for result in results.values() for runs in result.runs.values() for run in runs]
     print(f"\n{len(names)} fixtures, {len(seconds)} gradings under {', '.join(methods)} in "
           f"{time.perf_counter() - started:.0f} s (per grading: median {statistics.median(seconds):.1f} s, "
-          f"max {max(seconds):.1f} s); load: {'none' if args.no_load else f'{cpus} busy loop(s)'}")  # fmt: skip
+          f"max {max(seconds):.1f} s); busy loops: {'none' if args.no_load else cpus}; 1-minute load average "
+          f"on {cpus} CPUs: median {statistics.median(loads):.1f}, max {max(loads):.1f}")  # fmt: skip
     for name, problems in bad.items():
         print(f"{name}:")
         for problem in problems:
             print(f"  {problem}")
     print(f"{len(names) - len(bad)} of {len(names)} fixtures lost the same tests in every run, as pinned")
     shutil.rmtree(folder, ignore_errors=True)
+    if interrupted:
+        return 130
     return 1 if bad else 0
 
 
@@ -438,7 +482,7 @@ def main() -> int:
                     seen = ", ".join(f"{o} {s:g} pts {n}/{len(result.runs)}" for (o, s), n in outcomes.most_common())
                     print(f"  {result.method:<11} {test_id}: {seen}")
         print(f"\nscorecards kept in {folder}")
-    kept = {f"{result.method}-{run.number:03d}.json" for result, run in odd}
+    kept = {f"solutions-{result.method}-{run.number:03d}.json" for result, run in odd}
     for card in folder.iterdir():
         if card.name not in kept:
             card.unlink()

@@ -34,7 +34,7 @@ NEWEST = next((version for version in reversed(PYTHONS) if _runs(version)), PYTH
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """The project's own test suite (pytest, in parallel); heavy tests on the newest Python only."""
-    session.install("-e", ".")
+    session.install("-e", ".[test]")
     heavy = session.python == NEWEST
     # On the newest Python, verify grades every solution under every start method: not twice here.
     selection = ["-k", "not test_solutions_score_full_marks_under_forkserver"] if heavy else ["-m", "not heavy"]

@@ -1,48 +1,63 @@
 """Stage 1: the command line. The only module that prints or chooses an exit status.
 
-    python -m grader grade [--solutions | --submission DIR] [--only ID ...]
-                           [--start-method fork|spawn|forkserver|all]
-                           [-n N] [--json FILE] [--fail-under PERCENT]
-    python -m grader grade --submissions DIR [--json-dir OUT] [options as above]
+    python -m grader check [ID]            grade one exercise (default: the first not done), in full
+    python -m grader list                  every exercise with its state, the next one marked
+    python -m grader hint ID [TASK]        the hints of an exercise, or of one task
+    python -m grader reset ID [--yes]      put the stub back (your file is kept in .kata/backups/)
+    python -m grader watch [ID]            check again whenever the exercise's file is saved
+    python -m grader grade [--solutions | --submission DIR | --submissions DIR] [--only ID ...] ...
 
-The pipeline: manifest -> target -> run -> collect -> score -> scorecard -> render.
-Exit status: 0 when grading completed, whatever the score; 1 when the score
-(of any submission, with --submissions) is under --fail-under; 2 when it could
-not grade (the reason on one line).
-Interrupted by SIGINT (Ctrl-C) or SIGTERM, the grader stops everything it
-started, writes the incomplete scorecard (``complete`` false) and prints it,
-then ends itself with that same signal, as Python does after Ctrl-C: a shell
-sees 130 or 143 (128 + the signal), and a script looping over submissions
-stops too instead of taking a partial scorecard for a grade.
+Every command that grades parses its arguments into ``grader.grading.Settings``,
+calls ``grader.grading.grade`` and renders what comes back.
+
+Exit status: ``grade`` 0 when grading completed, whatever the score; 1 when
+the score (of any submission, with --submissions) is under --fail-under.
+``check`` 0 when the exercise is done, 1 when it is not yet. Every command 2
+when it could not run (the reason on one line).
+Interrupted by SIGINT (Ctrl-C) or SIGTERM, a grading command stops
+everything it started, writes the incomplete scorecard (``complete`` false)
+and prints it, then ends itself with that same signal, as Python does after
+Ctrl-C: a shell sees 130 or 143 (128 + the signal), and a script looping over
+submissions stops too instead of taking a partial scorecard for a grade.
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
+import ast
 import os
-import platform
 import shutil
 import signal
 import sys
-import tempfile
+import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
+from rich.console import Console
+
 from grader import __version__
-from grader.collect import collect, read_expected
+from grader.grading import (
+    DEFAULT_DEADLINE,
+    GRADING_ERRORS,
+    CannotGrade,
+    Settings,
+    grade,
+    select_exercises,
+    validate,
+)
+from grader.live import LiveView, console_for, show
 from grader.manifest import Exercise, ManifestError, load_manifest
 from grader.plugin import DEFAULT_CALL_TIMEOUT, START_METHODS
-from grader.render import render_text
-from grader.run import DEADLINE, RunSettings, StopRequest, run_hidden_tests
-from grader.sandbox import PROCESS, TIERS, IsolationUnavailable, detect_isolation
-from grader.score import score_exercise, total
+from grader.render import Place, render_check, render_text, score_line
+from grader.run import StopRequest
+from grader.sandbox import PROCESS, TIERS
 from grader.scorecard import Scorecard, write_scorecard
-from grader.target import StagedTarget, TargetError, choose_target, stage
+from grader.state import DONE, State, file_hash, load_state, state_folder, stub_source
+from grader.target import project_root
 
 EXIT_GRADED, EXIT_UNDER, EXIT_CANNOT_GRADE = 0, 1, 2
-DEFAULT_DEADLINE = 1800.0
+EXIT_DONE, EXIT_NOT_DONE = 0, 1
 
 HELP_SOLUTIONS = "grade the reference solutions in solutions/"
 HELP_SUBMISSION = "grade another folder laid out like exercises/ (a student's submission)"
@@ -78,50 +93,403 @@ PROCESS_WARNING = (
     "warning: graded code ran as ordinary child processes ({note}). That stops accidents (hangs, floods, "
     "leftover processes), not a determined cheater."
 )
+PROG = "python -m grader"
 
 
-class CannotGrade(Exception):
-    """Grading could not start; the message is the one line the user sees."""
+def _grading_options(parser: argparse.ArgumentParser) -> None:
+    """The options of every command that grades."""
+    parser.add_argument("--start-method", choices=(*START_METHODS, "all"), default="all", help=HELP_START_METHOD)
+    parser.add_argument("-n", "--workers", type=int, default=None, metavar="N", help=HELP_WORKERS)
+    parser.add_argument("--call-timeout", type=float, default=DEFAULT_CALL_TIMEOUT, metavar="S", help=HELP_CALL_TIMEOUT)
+    parser.add_argument("--isolation", choices=("auto", *TIERS), default="auto", help=HELP_ISOLATION)
+    parser.add_argument("--explain", action="store_true", help=HELP_EXPLAIN)
+    parser.add_argument("-v", "--verbose", action="store_true", help="also list the checks that passed")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m grader", description="Grade the multiprocessing kata.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog=PROG, description="Learn multiprocessing by doing: check your exercises.")
+    parser.add_argument("--version", action="version", version=f"mp-kata grader {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    grade = commands.add_parser("grade", help="run the hidden tests and print a scorecard")
-    which = grade.add_mutually_exclusive_group()
+    check = commands.add_parser("check", help="grade one exercise (default: the first not done) and show it in full")
+    check.add_argument("exercise", nargs="?", metavar="ID", help="exercise id or number")
+    _grading_options(check)
+    check.add_argument("--json", metavar="FILE", help=HELP_JSON)
+
+    commands.add_parser("list", help="every exercise with its state and points, the next one marked")
+
+    hint = commands.add_parser("hint", help="the hints of an exercise's tasks, and where each task's work goes")
+    hint.add_argument("exercise", metavar="ID", help="exercise id or number")
+    hint.add_argument("task", nargs="?", type=int, metavar="TASK", help="one task's number")
+
+    reset = commands.add_parser("reset", help="put an exercise's stub back (your file is kept in .kata/backups/)")
+    reset.add_argument("exercise", metavar="ID", help="exercise id or number")
+    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    watch = commands.add_parser("watch", help="check the exercise again each time its file is saved (q quits)")
+    watch.add_argument("exercise", nargs="?", metavar="ID", help="exercise id or number (default: the first not done)")
+    _grading_options(watch)
+
+    grade_parser = commands.add_parser("grade", help="run the hidden tests and print a scorecard")
+    which = grade_parser.add_mutually_exclusive_group()
     which.add_argument("--solutions", action="store_true", help=HELP_SOLUTIONS)
     which.add_argument("--submission", metavar="DIR", help=HELP_SUBMISSION)
     which.add_argument("--submissions", metavar="DIR", help=HELP_SUBMISSIONS)
-    grade.add_argument("--only", metavar="ID", action="append", default=[], help=HELP_ONLY)
-    grade.add_argument("--start-method", choices=(*START_METHODS, "all"), default="all", help=HELP_START_METHOD)
-    grade.add_argument("-n", "--workers", type=int, default=None, metavar="N", help=HELP_WORKERS)
-    grade.add_argument("--json", metavar="FILE", help=HELP_JSON)
-    grade.add_argument("--json-dir", metavar="OUT", help=HELP_JSON_DIR)
-    grade.add_argument("--fail-under", type=float, metavar="PERCENT", help=HELP_FAIL_UNDER)
-    grade.add_argument("--call-timeout", type=float, default=DEFAULT_CALL_TIMEOUT, metavar="S", help=HELP_CALL_TIMEOUT)
-    grade.add_argument("--deadline", type=float, default=DEFAULT_DEADLINE, metavar="S", help=HELP_DEADLINE)
-    grade.add_argument("--isolation", choices=("auto", *TIERS), default="auto", help=HELP_ISOLATION)
-    grade.add_argument("--explain", action="store_true", help=HELP_EXPLAIN)
-    grade.add_argument("-v", "--verbose", action="store_true", help="also list the checks that passed")
-    grade.add_argument("-q", "--quiet", action="store_true", help="print only the score line")
-    commands.add_parser("list", help="list the exercises and their tasks")
+    grade_parser.add_argument("--only", metavar="ID", action="append", default=[], help=HELP_ONLY)
+    _grading_options(grade_parser)
+    grade_parser.add_argument("--json", metavar="FILE", help=HELP_JSON)
+    grade_parser.add_argument("--json-dir", metavar="OUT", help=HELP_JSON_DIR)
+    grade_parser.add_argument("--fail-under", type=float, metavar="PERCENT", help=HELP_FAIL_UNDER)
+    grade_parser.add_argument("--deadline", type=float, default=DEFAULT_DEADLINE, metavar="S", help=HELP_DEADLINE)
+    grade_parser.add_argument("-q", "--quiet", action="store_true", help="print only the score line")
     return parser
 
 
-def select_exercises(requested: list[str]) -> list[Exercise]:
-    """The manifest's exercises, or those named by id or number, in manifest order."""
-    exercises = list(load_manifest().exercises)
-    if not requested:
-        return exercises
-    chosen = set()
-    for name in requested:
-        match = [e for number, e in enumerate(exercises, 1) if name in (e.id, str(number), f"{number:02d}", e.folder)]
-        if not match:
-            raise CannotGrade(f"--only {name}: no such exercise (known: {', '.join(e.id for e in exercises)})")
-        chosen.add(match[0].id)
-    return [e for e in exercises if e.id in chosen]
+def settings_from(args: argparse.Namespace, **override: object) -> Settings:
+    """The grading settings a command's arguments ask for."""
+    if getattr(args, "solutions", False):
+        target, path = "solutions", None
+    elif getattr(args, "submission", None):
+        target, path = "submission", args.submission
+    else:
+        target, path = "exercises", None
+    values = dict(
+        target=target,
+        path=path,
+        only=tuple(getattr(args, "only", ()) or ()),
+        start_method=args.start_method,
+        workers=args.workers,
+        call_timeout=args.call_timeout,
+        deadline=getattr(args, "deadline", DEFAULT_DEADLINE),
+        isolation=args.isolation,
+        explain=args.explain,
+    )
+    values.update(override)
+    return Settings(**values)
+
+
+def _cannot(problem: Exception, doing: str = "grade") -> int:
+    print(f"cannot {doing}: {problem}", file=sys.stderr)
+    return EXIT_CANNOT_GRADE
+
+
+def _exercises() -> list[Exercise]:
+    return list(load_manifest().exercises)
+
+
+def _one_exercise(name: str) -> Exercise:
+    return select_exercises([name])[0]
+
+
+def _state(root: Path) -> State:
+    state = load_state(root, _exercises())
+    for warning in state.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return state
+
+
+def places_of(root: Path, exercise: Exercise) -> dict[int, Place]:
+    """task number -> where its work goes: the line of its ``TODO (task N)`` and the function around it."""
+    path = root / "exercises" / exercise.folder / exercise.file_name
+    shown = f"exercises/{exercise.folder}/{exercise.file_name}"
+    places = {task.number: Place(shown, None, None) for task in exercise.tasks}
+    try:
+        source = path.read_text(encoding="utf-8")
+        tree = ast.parse(source)
+    except (OSError, ValueError, SyntaxError):
+        return places
+    functions = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    for number, line in enumerate(source.splitlines(), start=1):
+        for task in exercise.tasks:
+            if f"TODO (task {task.number})" in line and places[task.number].line is None:
+                around = [f for f in functions if f.lineno <= number <= (f.end_lineno or f.lineno)]
+                function = max(around, key=lambda f: f.lineno).name if around else None
+                places[task.number] = Place(shown, number, function)
+    return places
+
+
+def _next_title(exercises: list[Exercise], state: State, after: Exercise) -> str:
+    open_ones = [exercise for exercise in exercises if exercise.id != after.id and state.status(exercise) != DONE]
+    following = [exercise for exercise in open_ones if exercise.number > after.number]
+    upcoming = (following or open_ones or [None])[0]
+    return "" if upcoming is None else f"{upcoming.number}. {upcoming.title} (python -m grader check {upcoming.number})"
+
+
+def _check_once(args: argparse.Namespace, exercise: Exercise, console: Console, stop: StopRequest) -> Scorecard:
+    root = project_root()
+    settings = settings_from(args, target="exercises", path=None, only=(exercise.id,))
+    with LiveView(console) as view:
+        scorecard = grade(validate(settings), view, stop)
+    state = _state(root)
+    state.record(scorecard, _exercises())
+    width = min(console.width, 120)
+    rendered = render_check(scorecard, places_of(root, exercise), _next_title(_exercises(), state, exercise), width)
+    show(console, rendered)
+    return scorecard
+
+
+def _current_exercise(name: str | None) -> Exercise | None:
+    if name is not None:
+        return _one_exercise(name)
+    return _state(project_root()).first_not_done(_exercises())
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    console = console_for()
+    try:
+        exercise = _current_exercise(args.exercise)
+        if exercise is None:
+            console.print("Every exercise is done. Well done! (python -m grader list shows them)")
+            return EXIT_DONE
+        with StopRequest() as stop:
+            scorecard = _check_once(args, exercise, console, stop)
+            if args.json:
+                write_scorecard(scorecard, Path(args.json))
+    except GRADING_ERRORS as problem:
+        return _cannot(problem, "check")
+    warn_about_isolation(scorecard)
+    if stop.first_signal is not None:
+        return end_by_signal(stop.first_signal)
+    return EXIT_DONE if scorecard.exercises[0].status == "passed" else EXIT_NOT_DONE
+
+
+def render_list(exercises: list[Exercise], state: State, width: int = 100) -> str:
+    done = [exercise for exercise in exercises if state.status(exercise) == DONE]
+    upcoming = state.first_not_done(exercises)
+    earned = sum(state.entries[e.id].score for e in exercises if e.id in state.entries)
+    possible = sum(exercise.max_points for exercise in exercises)
+    filled = round(20 * len(done) / len(exercises))
+    lines = [
+        f"Progress: [{'#' * filled}{'-' * (20 - filled)}] {len(done)}/{len(exercises)} exercises done, "
+        f"{earned:g}/{possible} points",
+        "",
+    ]
+    for exercise in exercises:
+        status = state.status(exercise)
+        entry = state.entries.get(exercise.id)
+        score = f"{entry.score:g}/{exercise.max_points}" if entry else f"-/{exercise.max_points}"
+        changed = "  (changed since its last check)" if state.changed_since_graded(exercise) else ""
+        marker = "   <- next" if upcoming is not None and exercise.id == upcoming.id else ""
+        lines.append(f"{exercise.number:>2}. {score:>6}  {status:<11}  {exercise.title}{marker}{changed}")
+    lines.append("")
+    if upcoming is None:
+        lines.append("Every exercise is done.")
+    else:
+        lines.append(f"Next: python -m grader check {upcoming.number}   (or: python -m grader watch)")
+    return "\n".join(lines)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    try:
+        exercises = _exercises()
+        state = _state(project_root())
+    except ManifestError as problem:
+        return _cannot(problem, "list")
+    show(console_for(), render_list(exercises, state))
+    return EXIT_GRADED
+
+
+def cmd_hint(args: argparse.Namespace) -> int:
+    try:
+        exercise = _one_exercise(args.exercise)
+        tasks = [exercise.task(args.task)] if args.task is not None else list(exercise.tasks)
+    except KeyError:
+        known = ", ".join(str(task.number) for task in exercise.tasks)
+        return _cannot(f"exercise {exercise.number} has no task {args.task} (its tasks: {known})", "hint")
+    except GRADING_ERRORS as problem:
+        return _cannot(problem, "hint")
+    places = places_of(project_root(), exercise)
+    lines = [f"{exercise.number}. {exercise.title}   (read exercises/{exercise.folder}/README.md)", ""]
+    for task in tasks:
+        place = places[task.number]
+        at = f"{place.file}:{place.line}" + (f", in {place.function}()" if place.function else "")
+        lines.append(f"task {task.number}: {task.title} ({task.points} points)")
+        lines.append(f"  hint: {task.hint}")
+        lines.append(f"  look at: {at if place.line else place.file}")
+        lines.append("")
+    print("\n".join(lines).rstrip())
+    return EXIT_GRADED
+
+
+def cmd_reset(args: argparse.Namespace, answer: object = input) -> int:
+    root = project_root()
+    try:
+        exercise = _one_exercise(args.exercise)
+    except GRADING_ERRORS as problem:
+        return _cannot(problem, "reset")
+    relative = f"exercises/{exercise.folder}/{exercise.file_name}"
+    path = root / relative
+    stub = stub_source(root, exercise)
+    if stub is None:
+        return _cannot(f"no stub to restore {relative} from: this folder is not a git checkout of the kata", "reset")
+    if path.exists() and path.read_bytes() == stub:
+        print(f"{relative} is already the stub: nothing to reset.")
+        return EXIT_GRADED
+    if not args.yes:
+        try:
+            reply = answer(f"Reset {relative} to the stub? Your file is kept in .kata/backups/. [y/N] ")
+        except EOFError:
+            reply = ""
+        if str(reply).strip().lower() not in ("y", "yes"):
+            print("Not reset.")
+            return EXIT_NOT_DONE
+    backups = state_folder(root) / "backups"
+    backups.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        backup = backups / f"{exercise.folder}-{exercise.module}-{datetime.now():%Y%m%d-%H%M%S-%f}.py"
+        shutil.copy2(path, backup)
+        shown = backup.relative_to(root) if backup.is_relative_to(root) else backup
+        print(f"Your file is kept as {shown}.")
+    path.write_bytes(stub)
+    _state(root).forget(exercise)
+    print(f"{relative} is the stub again.")
+    return EXIT_GRADED
+
+
+class Keys:
+    """q (quit) and n (next exercise) from a terminal, read in a thread without waiting for Enter."""
+
+    def __init__(self) -> None:
+        self.pressed: list[str] = []
+        self._restore = None
+        if not sys.stdin.isatty():
+            return
+        import termios
+        import tty
+
+        fd = sys.stdin.fileno()
+        saved = termios.tcgetattr(fd)
+        tty.setcbreak(fd)
+        self._restore = lambda: termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        while True:
+            key = sys.stdin.read(1)
+            if not key:
+                return
+            self.pressed.append(key.lower())
+            if key.lower() == "q":
+                os.kill(os.getpid(), signal.SIGINT)  # stops a grading under way, as Ctrl-C would
+                return
+
+    def quit(self) -> bool:
+        return "q" in self.pressed
+
+    def take_next(self) -> bool:
+        if "n" in self.pressed:
+            self.pressed = [key for key in self.pressed if key != "n"]
+            return True
+        return False
+
+    def close(self) -> None:
+        if self._restore is not None:
+            self._restore()
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from watchfiles import watch
+
+    console = console_for()
+    try:
+        exercise = _current_exercise(args.exercise)
+    except GRADING_ERRORS as problem:
+        return _cannot(problem, "watch")
+    if exercise is None:
+        console.print("Every exercise is done. Well done!")
+        return EXIT_DONE
+    root = project_root()
+    keys = Keys()
+    try:
+        with StopRequest() as stop:
+            while True:
+                path = root / "exercises" / exercise.folder / exercise.file_name
+                checked = file_hash(path)  # taken first: a save during the check or before the watch starts counts
+                scorecard = _check_once(args, exercise, console, stop)
+                if keys.quit() or stop.signals:
+                    break
+                done = scorecard.exercises[0].status == "passed"
+                console.print(
+                    f"\nWatching {path.relative_to(root)}: save it to check again. "
+                    + ("n: next exercise, " if done else "")
+                    + "q or Ctrl-C: quit."
+                )
+                for changes in watch(path.parent, rust_timeout=200, yield_on_timeout=True, debounce=300):
+                    if keys.quit() or stop.signals:
+                        break
+                    if done and keys.take_next():
+                        following = _state(root).first_not_done(_exercises())
+                        if following is not None:
+                            exercise = following
+                        break
+                    if any(Path(changed).name == path.name for _, changed in changes) or file_hash(path) != checked:
+                        break
+                if keys.quit() or stop.signals:
+                    break
+    except GRADING_ERRORS as problem:
+        return _cannot(problem, "watch")
+    finally:
+        keys.close()
+    console.print("Stopped watching.")
+    if stop.first_signal is not None and not keys.quit():
+        return end_by_signal(stop.first_signal)
+    return EXIT_GRADED
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    if args.submissions or args.json_dir:
+        return grade_many(args)
+    console = console_for()
+    own = not args.solutions and not args.submission
+    with StopRequest() as stop:  # until the scorecard is out: a signal only cuts the run short
+        try:
+            plan = validate(settings_from(args))
+            if args.quiet:
+                scorecard = grade(plan, None, stop)
+            else:
+                with LiveView(console, show_tasks=not own) as view:
+                    scorecard = grade(plan, view, stop)
+        except GRADING_ERRORS as problem:
+            return _cannot(problem)
+        if args.json:
+            write_scorecard(scorecard, Path(args.json))
+        focus = None
+        if own:
+            state = _state(project_root())
+            state.record(scorecard, _exercises())
+            if not args.verbose:
+                upcoming = next((e for e in scorecard.exercises if e.status != "passed"), None)
+                focus = upcoming.id if upcoming is not None else None
+        warn_about_isolation(scorecard)
+        if args.quiet:
+            print(score_line(scorecard))
+        else:
+            show(console, render_text(scorecard, verbose=args.verbose, width=min(console.width, 120), focus=focus))
+    if stop.first_signal is not None:
+        return end_by_signal(stop.first_signal)
+    return EXIT_UNDER if is_under(scorecard, args.fail_under) else EXIT_GRADED
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    commands = {
+        "check": cmd_check,
+        "list": cmd_list,
+        "hint": cmd_hint,
+        "reset": cmd_reset,
+        "watch": cmd_watch,
+        "grade": cmd_grade,
+    }
+    return commands[args.command](args)
+
+
+def warn_about_isolation(scorecard: Scorecard) -> None:
+    if scorecard.isolation["tier"] == PROCESS:
+        print(PROCESS_WARNING.format(note=scorecard.isolation["note"]), file=sys.stderr, flush=True)
+
+
+def is_under(scorecard: Scorecard, fail_under: float | None) -> bool:
+    return fail_under is not None and scorecard.percent < fail_under
 
 
 def submissions_in(folder: str) -> list[Path]:
@@ -135,143 +503,6 @@ def submissions_in(folder: str) -> list[Path]:
     return found
 
 
-def grade(args: argparse.Namespace, stop: StopRequest, submission: Path | None = None) -> Scorecard:
-    """Run the whole pipeline and return the scorecard; raise CannotGrade before any test ran.
-
-    stop: installed by the caller; a signal it records cuts the run short, and the
-    scorecard says so (complete false, every test that did not finish an error).
-    submission: the folder to grade, overriding what args name (for --submissions).
-    """
-    started_at = datetime.now(timezone.utc)
-    clock = time.monotonic()
-    exercises = select_exercises(args.only)
-    if submission is not None:
-        target = choose_target("submission", submission)
-    elif args.solutions:
-        target = choose_target("solutions")
-    elif args.submission:
-        target = choose_target("submission", args.submission)
-    else:
-        target = choose_target("exercises")
-    if args.workers is not None and args.workers < 0:
-        raise CannotGrade(f"--workers {args.workers}: must be 0 or more")
-    for name, value in (("--call-timeout", args.call_timeout), ("--deadline", args.deadline)):
-        if value <= 0:
-            raise CannotGrade(f"{name} {value:g}: must be more than 0")
-    methods = tuple(START_METHODS) if args.start_method == "all" else (args.start_method,)
-    try:
-        isolation = detect_isolation(args.isolation)
-    except IsolationUnavailable as problem:
-        raise CannotGrade(f"--isolation {args.isolation}: {problem}")
-    settings = RunSettings(
-        start_methods=methods,
-        workers=(os.cpu_count() or 1) if args.workers is None else args.workers,
-        call_timeout=args.call_timeout,
-        deadline=max(0.0, args.deadline - (time.monotonic() - clock)),  # the probe above counts too
-        isolation=isolation.tier,
-        every_method=args.explain,
-    )
-
-    workdir = Path(tempfile.mkdtemp(prefix="kata-grade-"))
-    try:
-        staged: StagedTarget = stage(target, exercises, workdir / "submission")
-        output = run_hidden_tests(exercises, staged.root, workdir, settings, stop)
-        results, report_problem = collect(read_expected(output.collected), output.report)
-        log_tail = output.log.read_text(errors="replace").strip().splitlines()[-3:] if report_problem else []
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-    notices = [f"{exercise_id}: {problem}" for exercise_id, problem in staged.problems.items()]
-    complete = report_problem is None and output.stopped is None and output.exit_code is not None
-    unfinished = "the scorecard is incomplete: every test that did not finish scores 0 as an error"
-    if output.stopped == DEADLINE:
-        notices.append(f"grading stopped at its deadline of {args.deadline:g} s: {unfinished}")
-    elif output.stopped:
-        notices.append(f"grading was interrupted ({output.stopped}): {unfinished}")
-    elif report_problem:
-        said = " | ".join(line.strip() for line in log_tail)[:300]
-        notices.append(f"{report_problem}: every test without a result scores 0 (pytest said: {said})")
-    scored = []
-    for exercise in exercises:
-        own = [r for r in results if r.test.exercise == exercise.id]
-        problem = staged.problems.get(exercise.id)
-        if problem is None and output.stopped and not own:
-            problem = "grading was stopped before its tests ran"
-        scored.append(score_exercise(exercise, own, problem))
-    score, max_score, percent = total(scored)
-    return Scorecard(
-        grader={"name": "mp-kata grader", "version": __version__},
-        target={"kind": target.kind, "path": str(target.path)},
-        environment={
-            "python": platform.python_version(),
-            "implementation": platform.python_implementation(),
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count() or 1,
-            "default_start_method": multiprocessing.get_start_method(allow_none=False),
-        },
-        start_methods=list(methods),
-        isolation={"tier": isolation.tier, "note": isolation.note},
-        started_at=started_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
-        duration=round(time.monotonic() - clock, 2),
-        complete=complete,
-        score=score,
-        max_score=max_score,
-        percent=percent,
-        exercises=scored,
-        notices=notices,
-    )
-
-
-def list_exercises() -> str:
-    lines = []
-    exercises = load_manifest().exercises
-    width = max(len(exercise.id) for exercise in exercises)
-    for number, exercise in enumerate(exercises, start=1):
-        lines.append(f"{number:>2}. {exercise.id:<{width}}  {exercise.title} ({exercise.max_points} points)")
-        for task in exercise.tasks:
-            lines.append(f"      task {task.number}: {task.title} ({task.points})")
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "list":
-        try:
-            print(list_exercises())
-        except ManifestError as problem:
-            print(f"cannot list: {problem}", file=sys.stderr)
-            return EXIT_CANNOT_GRADE
-        return EXIT_GRADED
-    if args.submissions or args.json_dir:
-        return grade_many(args)
-    with StopRequest() as stop:  # until the scorecard is out: a signal only cuts the run short
-        try:
-            scorecard = grade(args, stop)
-        except (CannotGrade, TargetError, ManifestError) as problem:
-            print(f"cannot grade: {problem}", file=sys.stderr)
-            return EXIT_CANNOT_GRADE
-        if args.json:
-            write_scorecard(scorecard, Path(args.json))
-
-        warn_about_isolation(scorecard)
-        if args.quiet:
-            print(render_text(scorecard).splitlines()[-1])
-        else:
-            print(render_text(scorecard, verbose=args.verbose))
-    if stop.first_signal is not None:
-        return end_by_signal(stop.first_signal)
-    return EXIT_UNDER if is_under(scorecard, args.fail_under) else EXIT_GRADED
-
-
-def warn_about_isolation(scorecard: Scorecard) -> None:
-    if scorecard.isolation["tier"] == PROCESS:
-        print(PROCESS_WARNING.format(note=scorecard.isolation["note"]), file=sys.stderr, flush=True)
-
-
-def is_under(scorecard: Scorecard, fail_under: float | None) -> bool:
-    return fail_under is not None and scorecard.percent < fail_under
-
-
 def grade_many(args: argparse.Namespace) -> int:
     """--submissions: grade each folder in turn, one scorecard each, one line each on the terminal."""
     try:
@@ -280,29 +511,30 @@ def grade_many(args: argparse.Namespace) -> int:
         if args.json:
             raise CannotGrade("--submissions writes one scorecard per submission: use --json-dir OUT, not --json")
         submissions = submissions_in(args.submissions)
-        select_exercises(args.only)  # a wrong --only stops the batch before the first grade
-    except (CannotGrade, ManifestError) as problem:
-        print(f"cannot grade: {problem}", file=sys.stderr)
-        return EXIT_CANNOT_GRADE
+        validate(settings_from(args, target="submission", path=submissions[0]))  # bad settings stop the batch first
+    except GRADING_ERRORS as problem:
+        return _cannot(problem)
     out = Path(args.json_dir) if args.json_dir else None
     under = 0
+    started = time.monotonic()
     with StopRequest() as stop:
         for submission in submissions:
             try:
-                scorecard = grade(args, stop, submission)
-            except (CannotGrade, TargetError, ManifestError) as problem:
-                print(f"cannot grade: {problem}", file=sys.stderr)
-                return EXIT_CANNOT_GRADE
+                scorecard = grade(settings_from(args, target="submission", path=submission), None, stop)
+            except GRADING_ERRORS as problem:
+                return _cannot(problem)
             if out is not None:
                 write_scorecard(scorecard, out / f"{submission.name}.json")
             if args.verbose:
                 print(f"== {submission.name}\n{render_text(scorecard, verbose=True)}\n", flush=True)
             else:
-                print(f"{submission.name}: {render_text(scorecard).splitlines()[-1]}", flush=True)
+                print(f"{submission.name}: {score_line(scorecard)}", flush=True)
             under += is_under(scorecard, args.fail_under)
             if stop.first_signal is not None:  # the interrupted submission's scorecard is out: go no further
                 break
         warn_about_isolation(scorecard)
+    if args.verbose:
+        print(f"{len(submissions)} submissions in {time.monotonic() - started:.0f} s")
     if stop.first_signal is not None:
         return end_by_signal(stop.first_signal)
     return EXIT_UNDER if under else EXIT_GRADED

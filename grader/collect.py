@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grader.plugin import OUTPUT_PROPERTY, STATUS_PROPERTY
+from grader.plugin import MAX_TIMELINE_ROWS, OUTPUT_PROPERTY, STATUS_PROPERTY, TIMELINE_PROPERTY
 from grader.protocol import MAX_MESSAGE_CHARS, cut
 
 PASSED, FAILED, ERROR, TIMEOUT, SKIPPED = "passed", "failed", "error", "timeout", "skipped"
@@ -40,6 +40,31 @@ class TestResult:
     duration: float
     message: str
     output: str
+    timeline: dict[str, Any] | None = None  # what ran when, for checks where timing is the concept
+
+
+def read_timeline(text: str | None) -> dict[str, Any] | None:
+    """The timeline a hidden test recorded ({title, rows: [{pid, start, end}]}), checked; None if absent or odd."""
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+        rows = [
+            {"pid": int(row["pid"]), "start": _seconds(row["start"]), "end": _seconds(row["end"])}
+            for row in data["rows"][:MAX_TIMELINE_ROWS]
+        ]
+        return {"title": str(data["title"])[:100], "rows": rows}
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _seconds(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    if not 0 <= number < 1e6:
+        raise ValueError(number)
+    return round(number, 3)
 
 
 def read_expected(folder: Path) -> list[ExpectedTest]:
@@ -129,6 +154,8 @@ def collect(expected: list[ExpectedTest], report: Path) -> tuple[list[TestResult
             continue
         outcome, message = _judge(entry)
         duration = sum(float((entry.get(s) or {}).get("duration") or 0.0) for s in ("setup", "call", "teardown"))
-        output = _properties(entry).get(OUTPUT_PROPERTY, "")
-        results.append(TestResult(test, outcome, round(duration, 3), message, output))
+        properties = _properties(entry)
+        output = properties.get(OUTPUT_PROPERTY, "")
+        timeline = read_timeline(properties.get(TIMELINE_PROPERTY))
+        results.append(TestResult(test, outcome, round(duration, 3), message, output, timeline))
     return results, problem

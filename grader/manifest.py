@@ -61,6 +61,7 @@ class Exercise:
     module: str
     concepts: tuple[str, ...]
     tasks: tuple[Task, ...]
+    number: int = 0  # its place in the manifest, from 1: what students call it
 
     @property
     def max_points(self) -> int:
@@ -142,7 +143,7 @@ def parse_manifest(data: dict, source: str = "manifest") -> Manifest:
             )
         if not tasks:
             raise ManifestError(f"{where}: an exercise needs at least one [[exercise.task]]")
-        exercises.append(Exercise(concepts=tuple(concepts), tasks=tuple(tasks), **fields))
+        exercises.append(Exercise(concepts=tuple(concepts), tasks=tuple(tasks), number=index, **fields))
     if not exercises:
         raise ManifestError(f"{source}: no [[exercise]] entries")
     return Manifest(format=MANIFEST_FORMAT, exercises=tuple(exercises))

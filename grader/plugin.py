@@ -25,6 +25,8 @@ known and scored as an error.
 
 from __future__ import annotations
 
+import dataclasses
+import fcntl
 import json
 import os
 import re
@@ -36,7 +38,7 @@ from typing import Any, NoReturn
 import pytest
 
 from grader.manifest import Exercise, load_manifest
-from grader.protocol import CRASHED, INVALID, RAISED, RETURNED, TIMEOUT, CallResult, cut
+from grader.protocol import CRASHED, INVALID, RAISED, RETURNED, TIMEOUT, CallResult, ErrorInfo, Limits, cut
 from grader.sandbox import NAMESPACES, PROCESS, TIERS, Isolation, Sandbox, detect_isolation, reserve_uid, stage_harness
 from grader.target import NOT_STAGED  # what the stand-in for a file that staging refused raises
 
@@ -44,6 +46,8 @@ START_METHODS = ("fork", "spawn", "forkserver")
 DEFAULT_CALL_TIMEOUT = 10.0
 STATUS_PROPERTY = "kata_status"
 OUTPUT_PROPERTY = "kata_output"
+TIMELINE_PROPERTY = "kata_timeline"
+MAX_TIMELINE_ROWS = 16
 MAX_SHOWN_OUTPUT = 500
 
 HELP_SUBMISSION = "folder laid out like exercises/ whose code the hidden tests run (staged copy)"
@@ -53,6 +57,7 @@ HELP_COLLECTED = "folder to write the collected hidden tests to, one JSON file p
 HELP_WORKDIR = "private folder for the sandbox's copy of its harness"
 HELP_ISOLATION = "isolation tier of the sandbox: auto (the strongest that works here), namespaces, user or process"
 HELP_EVERY_METHOD = "run each test under every start method, also after it failed under one"
+HELP_PROGRESS = "file to append one JSON line to as each test ends (the grader's live progress)"
 NOT_RUN = "not run: it failed under {method} already, and a check earns its points only under every start method"
 
 
@@ -65,9 +70,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--kata-workdir", help=HELP_WORKDIR)
     group.addoption("--kata-isolation", default="auto", choices=("auto", *TIERS), help=HELP_ISOLATION)
     group.addoption("--kata-every-method", action="store_true", help=HELP_EVERY_METHOD)
+    group.addoption("--kata-progress", help=HELP_PROGRESS)
+
+
+_config: pytest.Config | None = None  # this process's, for the hooks that are not given it
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    global _config
+    _config = config
     config.addinivalue_line("markers", "task(number): the manifest task this hidden test checks")
     methods = _start_methods(config)
     unknown = [m for m in methods if m not in START_METHODS]
@@ -120,6 +131,31 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return crashed
 
     return OneTestAtATime(config, log)
+
+
+_progress_outcome: dict[str, str] = {}  # nodeid -> the worst stage outcome so far, in the controller
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """In the process that runs the session (xdist's controller, or pytest alone): one line per ended test.
+
+    The grader reads these lines while pytest runs, to show progress as it
+    happens. They are a view only: the verdict comes from the full report.
+    """
+    config = _config
+    if config is None or hasattr(config, "workerinput") or not config.getoption("kata_progress"):
+        return
+    worst = _progress_outcome.get(report.nodeid, "passed")
+    if report.outcome != "passed" and worst != "failed":
+        worst = report.outcome
+    _progress_outcome[report.nodeid] = worst
+    if report.when not in ("teardown", "???"):
+        return
+    properties = {str(k): str(v) for k, v in report.user_properties}
+    line = {"nodeid": report.nodeid, "outcome": worst, "kind": properties.get(STATUS_PROPERTY)}
+    with open(config.getoption("kata_progress"), "a", encoding="utf-8") as stream:
+        stream.write(json.dumps(line) + "\n")
+    del _progress_outcome[report.nodeid]
 
 
 _failed_under: dict[str, str] = {}  # test group -> the first start method it failed under, in this process
@@ -234,13 +270,63 @@ def cannot_be_pickled(error: dict[str, Any]) -> bool:
     return "pickl" in text or "<lambda>" in text or "<locals>" in text
 
 
+GENERIC_WAIT = (
+    "it waits for something that never comes (a join() on a process that never ends, a get() or recv() "
+    "with nothing to receive, a missing sentinel)"
+)
+# What a call blocked in one of these waits for, in a student's words.
+WAIT_ADVICE = {
+    "join": "join() waits until the process (or pool, or thread) ends, and it never does: does it get everything it "
+    "waits for (its items, its sentinel), and was it started at all?",
+    "get": "get() waits for an item that never comes: is every item put, and one sentinel per consumer?",
+    "recv": "recv() waits for a message that never comes: does the other end send one, on the right end of the pipe?",
+    "acquire": "acquire() waits for a lock or semaphore that nobody releases: release it in a finally, or use with",
+    "wait": "wait() waits for an Event that is never set, a Condition never notified or a Barrier missing parties",
+    "result": "result() waits for a task that never ends: does the task itself wait for something?",
+    "sleep": "it sleeps, again and again or for too long",
+}
+
+
+def stuck_words(head: str, stuck: dict[str, Any] | None, generic: str = GENERIC_WAIT) -> str:
+    """Code that did not finish in time, in words: where graded code was, busy or waiting, and what to check.
+
+    stuck: where it was at the deadline ("where", "waiting_in", "busy"), from a
+    stack taken before the kill; None when there is none (generic words then).
+    """
+    stuck = stuck or {}
+    where, waiting_in = stuck.get("where"), stuck.get("waiting_in")
+    if stuck.get("busy") and waiting_in not in WAIT_ADVICE:
+        at = f" at {where}" if where else ""
+        return (
+            f"{head}: it was busy, using the CPU all the time{at}. A loop that never ends? "
+            "Check what ends it: its condition, a break, the sentinel it waits for"
+        )
+    if where:
+        inside = f", in {waiting_in}()" if waiting_in else ""
+        return f"{head}: it was waiting at {where}{inside}; {WAIT_ADVICE.get(waiting_in or '', generic)}"
+    return f"{head}: {generic}"
+
+
+def hung_words(call: dict[str, Any], function: str) -> str:
+    """A call the kit saw hang (its facts: ``deadline``, ``stuck``), in words."""
+    return stuck_words(f"{function}() had not returned after {call['deadline']:g} s", call.get("stuck"))
+
+
 class GradedModule:
     """The graded module of one exercise, reached only through the sandbox."""
 
     def __init__(
-        self, exercise: Exercise, submission: Path, start_method: str, sandbox: Sandbox, timeout: float, record
+        self,
+        exercise: Exercise,
+        submission: Path,
+        start_method: str,
+        sandbox: Sandbox,
+        timeout: float,
+        record,
+        verdicts: Path | None = None,
     ) -> None:
         self.exercise = exercise
+        self.verdicts = verdicts  # the grader's folder for verdicts shared by its workers (None: not shared)
         self.module_dir = submission / exercise.folder
         self.start_method = start_method
         self.sandbox = sandbox
@@ -248,20 +334,55 @@ class GradedModule:
         self._record = record
 
     def run(self, scenario: str, *args: Any, timeout: float | None = None) -> CallResult:
-        """Run a scenario and return its raw outcome (for tests that expect an error)."""
-        result = self.sandbox.call(
+        """Run a scenario and return its raw outcome (for tests that expect an error).
+
+        A module that cannot be imported under this start method (it raises,
+        hangs or crashes) gives every test that one outcome at once.
+        """
+        result = self._import_failure()
+        if result is None:
+            result = self._call(scenario, *args, timeout=timeout)
+        shown = (result.stdout + result.stderr).strip()
+        if shown:
+            self._record(OUTPUT_PROPERTY, cut(shown, MAX_SHOWN_OUTPUT))
+        return result
+
+    def _import_failure(self) -> CallResult | None:
+        """Import the module once per grading run and start method; the failure, or None when it imports.
+
+        Shared by the run's pytest workers through a file in the grader's own
+        work folder, so that a module that hangs at import costs its import
+        budget once, not once per test or per worker.
+        """
+        if self.verdicts is None:
+            probe = self._call("generic_imported")
+            return None if probe.status == RETURNED else probe
+        verdict = self.verdicts / f"import-{self.exercise.id}-{self.start_method}.json"
+        with open(self.verdicts / f"import-{self.exercise.id}-{self.start_method}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one worker imports; the others wait for its verdict
+            if not verdict.exists():
+                probe = self._call("generic_imported")
+                verdict.write_text(json.dumps(None if probe.status == RETURNED else dataclasses.asdict(probe)))
+            saved = json.loads(verdict.read_text())
+        if saved is None:
+            return None
+        error = saved.pop("error")
+        return CallResult(**saved, error=ErrorInfo(**error) if error else None)
+
+    def _call(self, scenario: str, *args: Any, timeout: float | None = None) -> CallResult:
+        if scenario == "generic_imported":
+            where = "grader.sandboxed.scenarios.generic:imported"
+        else:
+            where = f"grader.sandboxed.scenarios.{self.exercise.id}:{scenario}"
+        return self.sandbox.call(
             module=self.exercise.module,
             module_dir=self.module_dir,
-            scenario=f"grader.sandboxed.scenarios.{self.exercise.id}:{scenario}",
+            scenario=where,
             args=list(args),
             start_method=self.start_method,
             timeout=call_budget(timeout, self.timeout),
             import_timeout=self.timeout,  # a long scenario's budget is not the import's
         )
-        shown = (result.stdout + result.stderr).strip()
-        if shown:
-            self._record(OUTPUT_PROPERTY, cut(shown, MAX_SHOWN_OUTPUT))
-        return result
 
     def call(self, scenario: str, *args: Any, timeout: float | None = None) -> Any:
         """Run a scenario and return its value; fail the test with a clear message otherwise."""
@@ -275,18 +396,14 @@ class GradedModule:
         file = f"{self.exercise.module}.py"
         if result.status == TIMEOUT and "import" in result.detail:
             self._record(STATUS_PROPERTY, "timeout")
-            pytest.fail(
-                f"timeout: your code {result.detail}. Something at the top level of {file} waits forever: "
-                'keep the work inside functions, and a script\'s own run under if __name__ == "__main__":',
-                pytrace=False,
+            top_level = (
+                f"something at the top level of {file} does not end: keep the work inside functions, "
+                'and a script\'s own run under if __name__ == "__main__":'
             )
+            pytest.fail(stuck_words(f"timeout: your code {result.detail}", result.stuck, top_level), pytrace=False)
         if result.status == TIMEOUT:
             self._record(STATUS_PROPERTY, "timeout")
-            pytest.fail(
-                f"timeout: your code {result.detail}. Something waits forever: a join() on a process "
-                "that never ends, a get() or recv() with nothing to receive, or a missing sentinel.",
-                pytrace=False,
-            )
+            pytest.fail(stuck_words(f"timeout: your code {result.detail}", result.stuck), pytrace=False)
         if result.status in (CRASHED, INVALID):
             self._record(STATUS_PROPERTY, "error")
             exited = result.status == CRASHED and result.detail.startswith("the process running the code")
@@ -310,6 +427,14 @@ class GradedModule:
         """
         file = f"{self.exercise.module}.py"
         at = f" ({where})" if where else ""
+        if error_type in ("OSError", "BrokenPipeError") and ("[Errno 27]" in message or "File too large" in message):
+            limit = Limits().file_size_mib
+            who = f"{function}()" if function else "your code"
+            return (
+                f"{who} wrote more than the output limit: a call may print (and write to one file) at most "
+                f"{limit} MiB, and the next print failed with {error_type}: {message}{at}. Print less: "
+                "not in a loop that runs many times, and not the whole data"
+            )
         missing = re.fullmatch(r"module '(\w+)' has no attribute '(\w+)'", message)
         if error_type == "AttributeError" and missing and missing.group(1) == self.exercise.module:
             return f"{file} has no function {missing.group(2)}(): write it, or check its name"
@@ -340,16 +465,22 @@ class GradedModule:
         """
         if call["outcome"] == "hung":
             self._record(STATUS_PROPERTY, "timeout")
-            pytest.fail(
-                f"{function}() had not returned after {call['deadline']:g} s: it waits for something that never "
-                "comes (a join() on a process that never ends, a get() or recv() with nothing to receive, "
-                "a missing sentinel)",
-                pytrace=False,
-            )
+            pytest.fail(hung_words(call, function), pytrace=False)
         if call["outcome"] == "raised":
             error = call["error"]
             pytest.fail(self.explain(error["type"], error["message"], error.get("where"), function), pytrace=False)
         return call["value"]
+
+    def timeline(self, rows: Any, title: str) -> None:
+        """Show what ran when under this check: rows of {pid, start, end}, seconds from the scenario's start."""
+        kept = []
+        for row in rows[:MAX_TIMELINE_ROWS] if isinstance(rows, list) else []:
+            if isinstance(row, dict) and isinstance(row.get("pid"), int):
+                times = [row.get(key) for key in ("start", "end")]
+                if all(value is None or isinstance(value, (int, float)) for value in times):
+                    kept.append({"pid": row["pid"], "start": times[0], "end": times[1]})
+        if kept:
+            self._record(TIMELINE_PROPERTY, json.dumps({"title": title, "rows": kept}))
 
     def fail_on_child_errors(self, errors: list[dict[str, Any]]) -> None:
         """Fail with the first exception graded code raised in another process (the kit's error_fact, as data).
@@ -375,4 +506,5 @@ def student(request: pytest.FixtureRequest, start_method: str, kata_sandbox: San
         sandbox=kata_sandbox,
         timeout=request.config.getoption("kata_call_timeout"),
         record=record_property,
+        verdicts=Path(workdir) if (workdir := request.config.getoption("kata_workdir")) else None,
     )

@@ -23,6 +23,7 @@ the standard library only, because the sandbox imports it too.
 from __future__ import annotations
 
 import json
+import signal
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -99,7 +100,15 @@ class ZygoteConfig:
 #   worker -> zygote  {"stop": true}          the call's deadline passed: kill it
 #   zygote -> worker  {"ended": exit_code}    the call's child exited (or was killed) and its
 #                                             processes are gone; exit_code < 0 is a signal
+#   worker -> zygote  {"dump": true}          the deadline passed: first, where is the call?
+#   zygote -> worker  {"dumped": {...}}       its stack is on its stderr; busy or waiting (see zygote._dump)
 CONTROL_MESSAGE_BYTES = 1 << 16
+DUMP = b'{"dump": true}'
+# The signal on which a call's process writes its stack (faulthandler) to its stderr: a real-time
+# signal, which graded code has no reason to use.
+DUMP_SIGNAL = signal.SIGRTMIN + 3
+BUSY_LOOK = 0.3  # seconds the zygote watches a stuck call's CPU time
+BUSY_CPU = 0.02  # CPU seconds in that look that make it busy: a blocked process uses none
 # In a call's child the result pipe is always this descriptor (0 to 2 are stdin, stdout, stderr).
 RESULT_FD = 3
 
@@ -189,3 +198,5 @@ class CallResult:
     exit_code: int | None = None  # negative: killed by that signal
     duration: float = 0.0
     detail: str = ""  # why, for TIMEOUT, CRASHED and INVALID
+    # For TIMEOUT: where the graded code was when the deadline passed ("where", "waiting_in", "busy").
+    stuck: dict[str, Any] | None = None

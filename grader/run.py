@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -127,6 +129,7 @@ def pytest_command(exercises: list[Exercise], submission: Path, workdir: Path, s
         f"--kata-collected={workdir / 'collected'}",
         f"--kata-workdir={workdir / 'sandbox'}",
         f"--kata-isolation={settings.isolation}",
+        f"--kata-progress={workdir / 'progress.jsonl'}",
         *(["--kata-every-method"] if settings.every_method else []),
     ]  # fmt: skip
     if settings.workers > 0:
@@ -151,19 +154,61 @@ def clean_environment(workdir: Path) -> dict[str, str]:
     return env
 
 
+ProgressListener = Callable[[dict], None]
+
+
+class ProgressReader:
+    """The lines grader.plugin appends as tests end, each handed on once, as soon as it is whole."""
+
+    def __init__(self, path: Path, listener: ProgressListener | None) -> None:
+        self.path = path
+        self.listener = listener
+        self._offset = 0
+
+    def poll(self) -> None:
+        if self.listener is None:
+            return
+        try:
+            with open(self.path, "rb") as stream:
+                stream.seek(self._offset)
+                data = stream.read()
+        except FileNotFoundError:
+            return
+        whole = data[: data.rfind(b"\n") + 1]  # a line still being written waits for the next poll
+        self._offset += len(whole)
+        for line in whole.splitlines():
+            try:
+                self.listener(json.loads(line))
+            except ValueError:
+                continue
+
+
 def run_hidden_tests(
-    exercises: list[Exercise], submission: Path, workdir: Path, settings: RunSettings, stop: StopRequest | None = None
+    exercises: list[Exercise],
+    submission: Path,
+    workdir: Path,
+    settings: RunSettings,
+    stop: StopRequest | None = None,
+    on_progress: ProgressListener | None = None,
 ) -> RunOutput:
     """Run pytest to completion, the deadline or a stop request; leave no process behind.
 
     stop: the caller's installed StopRequest; without one, one is installed for the run.
+    on_progress: called in this process with each line grader.plugin writes as a test ends.
     """
     with contextlib.nullcontext(stop) if stop is not None else StopRequest() as installed:
-        return _run(exercises, submission, workdir, settings, installed)
+        return _run(
+            exercises, submission, workdir, settings, installed, ProgressReader(workdir / "progress.jsonl", on_progress)
+        )
 
 
 def _run(
-    exercises: list[Exercise], submission: Path, workdir: Path, settings: RunSettings, stop: StopRequest
+    exercises: list[Exercise],
+    submission: Path,
+    workdir: Path,
+    settings: RunSettings,
+    stop: StopRequest,
+    progress: ProgressReader,
 ) -> RunOutput:
     (workdir / "sandbox").mkdir(parents=True, exist_ok=True)
     (workdir / "collected").mkdir(parents=True, exist_ok=True)
@@ -187,7 +232,7 @@ def _run(
         )
         stopped: str | None = None
         try:
-            stopped = _wait(child, time.monotonic() + settings.deadline, stop)
+            stopped = _wait(child, time.monotonic() + settings.deadline, stop, progress)
             if stopped is not None:
                 _interrupt(child, stop)
         finally:
@@ -197,7 +242,7 @@ def _run(
     return dataclasses.replace(output, exit_code=exit_code, stopped=stopped)
 
 
-def _wait(child: subprocess.Popen, deadline: float, stop: StopRequest) -> str | None:
+def _wait(child: subprocess.Popen, deadline: float, stop: StopRequest, progress: ProgressReader) -> str | None:
     """Wait for pytest to end; return why it was stopped instead (DEADLINE, a signal's name) or None."""
     while child.poll() is None:
         if stop.signals:
@@ -205,7 +250,9 @@ def _wait(child: subprocess.Popen, deadline: float, stop: StopRequest) -> str | 
         if time.monotonic() >= deadline:
             return DEADLINE
         _end_orphans(child)
+        progress.poll()
         time.sleep(POLL)  # a signal handler runs during the sleep; the loop sees it at most POLL later
+    progress.poll()
     return None
 
 

@@ -59,6 +59,7 @@ import dataclasses
 import fcntl
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -331,6 +332,59 @@ def _clean_env(home: Path) -> dict[str, str]:
     }
 
 
+DUMP_WAIT = 3.0  # seconds a zygote gets to report on a stuck call (it watches it for BUSY_LOOK)
+DUMP_START = re.compile(rb"^(?:Current thread|Thread) 0x[0-9a-f]+ \(most recent call first\):$", re.MULTILINE)
+DUMP_LINE = re.compile(
+    rb"(?:Current thread|Thread) 0x[0-9a-f]+ \(most recent call first\):|  File .*|  <no Python frame>|  \.\.\.|"
+)
+DUMP_FRAME = re.compile(r'^  File "(?P<file>.*)", line (?P<line>\d+) in (?P<function>\S+)', re.MULTILINE)
+MAX_DUMP_BYTES = 64 << 10
+
+
+def split_stack_dump(path: Path) -> tuple[str, str]:
+    """A call's stderr: (what the graded code wrote, capped; the stack dump taken at its deadline, or "").
+
+    faulthandler appends the dump: it is the first thread header after which
+    every line is a dump's (so a lookalike printed earlier by graded code is not).
+    """
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(MAX_OUTPUT_CHARS * 4 + 1)
+            size = stream.seek(0, os.SEEK_END)
+            tail_start = stream.seek(max(0, size - MAX_DUMP_BYTES))
+            tail = stream.read()
+    except OSError:
+        return "", ""
+    dump_at = None
+    for match in DUMP_START.finditer(tail):
+        if all(DUMP_LINE.fullmatch(line) for line in tail[match.start() :].splitlines()):
+            dump_at = tail_start + match.start()
+            break
+    dump = tail[dump_at - tail_start :].decode("utf-8", errors="replace") if dump_at is not None else ""
+    written = size if dump_at is None else dump_at
+    text = head[:written].decode("utf-8", errors="replace")
+    if written > len(head):
+        text += "\n... [output cut]"
+    return cut(text, MAX_OUTPUT_CHARS), dump
+
+
+def where_stuck(dump: str, code_dir: str) -> dict[str, Any]:
+    """From a stack dump: the innermost line of graded code (a file in code_dir) and the call it waits in there."""
+    starts = [match.start() for match in DUMP_START.finditer(dump.encode())]
+    text = dump.encode()
+    ends = [*starts[1:], len(text)]
+    blocks = [text[a:b].decode("utf-8", errors="replace") for a, b in zip(starts, ends, strict=True)]
+    # The thread that took the signal (the call's main thread, in practice) first.
+    for block in sorted(blocks, key=lambda block: not block.startswith("Current thread")):
+        frames = list(DUMP_FRAME.finditer(block))  # most recent call first
+        for index, frame in enumerate(frames):
+            if os.path.dirname(frame["file"]) == code_dir.rstrip("/"):
+                waiting_in = frames[index - 1]["function"] if index > 0 else None
+                name = os.path.basename(frame["file"])
+                return {"where": f"{name}:{frame['line']} in {frame['function']}", "waiting_in": waiting_in}
+    return {"where": None, "waiting_in": None}
+
+
 def _read_head(path: Path) -> str:
     try:
         with open(path, "rb") as stream:
@@ -404,6 +458,28 @@ class Zygote:
         except ValueError:
             return {}
         return message if isinstance(message, dict) else {}
+
+    def dump_stack(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """At a deadline, before the stop: the call's stack to its stderr, and busy or waiting.
+
+        Returns what the zygote saw ({"busy": ...}), or None, and an "ended"
+        message when the call ended on its own meanwhile. Never raises: a
+        zygote that does not answer is then stopped (and replaced) as usual.
+        """
+        try:
+            self.send({"dump": True})
+        except OSError:
+            return None, None
+        deadline = time.monotonic() + DUMP_WAIT
+        while (left := deadline - time.monotonic()) > 0:
+            message = self.receive(left)
+            if not message:
+                return None, None
+            if "dumped" in message:
+                return message["dumped"] if isinstance(message["dumped"], dict) else None, None
+            if "ended" in message:
+                return None, message
+        return None, None
 
     def stop_call(self) -> int | None:
         """Ask for the running call to be killed; its exit code, or raise ZygoteFailed."""
@@ -596,9 +672,12 @@ class Sandbox:
         finally:
             os.close(write_end)
         import_budget = min(timeout, import_timeout or timeout)
+        looked: dict[str, Any] | None = None
         try:
             raw, ended, overflow = _wait(zygote, read_end, started + timeout, started + import_budget)
             finished = ended is not None and not overflow  # the call ended by itself, not at a deadline
+            if ended is None and not overflow:
+                looked, ended = zygote.dump_stack()
             if ended is None:
                 try:
                     ended = {"ended": zygote.stop_call()}
@@ -611,13 +690,17 @@ class Sandbox:
             os.close(read_end)
         if "ended" not in ended:  # the zygote is gone or stuck: end it and all it ran; the next call starts another
             self._discard(key)
+        errors, dump = split_stack_dump(home / "stderr")
         common = {
             "stdout": _read_head(home / "stdout"),
-            "stderr": _read_head(home / "stderr"),
+            "stderr": errors,
             "exit_code": ended.get("ended"),
             "duration": time.monotonic() - started,
         }
-        return _result(raw, finished, overflow, timeout if raw.startswith(IMPORTED) else import_budget, common)
+        result = _result(raw, finished, overflow, timeout if raw.startswith(IMPORTED) else import_budget, common)
+        if result.status == TIMEOUT and looked is not None:
+            result = dataclasses.replace(result, stuck={**where_stuck(dump, inside), "busy": looked.get("busy")})
+        return result
 
 
 def _wait(zygote: Zygote, read_end: int, deadline: float, import_deadline: float) -> tuple[bytes, dict | None, bool]:

@@ -54,6 +54,7 @@ def _score_test(runs: list[TestResult], share: Fraction, hint: str, several_meth
         hint=None if passed else hint,
         output=worst.output or next((run.output for run in runs if run.output), ""),
         start_methods={run.test.start_method or "default": run.outcome for run in runs},
+        timeline=worst.timeline or next((run.timeline for run in runs if run.timeline), None),
     )
 
 
@@ -107,6 +108,7 @@ def score_exercise(exercise: Exercise, results: list[TestResult], problem: str |
         message=message,
         tasks=tasks,
         tests=tests,
+        number=exercise.number,
     )
 
 

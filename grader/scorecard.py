@@ -38,6 +38,9 @@ class TestScore:
     hint: str | None  # the task's hint, when it did not pass
     output: str  # what the graded code printed, capped
     start_methods: dict[str, str]  # start method -> outcome under that method
+    # What ran when, for checks where timing is the concept: {title, rows: [{pid, start, end}]}, seconds
+    # from the scenario's start (None: never started, or still running at the end); None for other checks.
+    timeline: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class ExerciseScore:
     message: str  # why, for error
     tasks: list[TaskScore]
     tests: list[TestScore]
+    number: int  # the exercise's place in the manifest, from 1 (also when only some were graded)
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,10 @@ class StagedTarget:
 
 
 def project_root() -> Path:
-    """The checkout that holds exercises/ and solutions/: the grader's own, else the current folder."""
+    """The kata folder that holds exercises/: $KATA_ROOT, else the grader's own checkout, else the current folder."""
+    chosen = os.environ.get("KATA_ROOT")
+    if chosen:
+        return Path(chosen).resolve()
     checkout = Path(__file__).resolve().parent.parent
     if (checkout / "exercises").is_dir():
         return checkout

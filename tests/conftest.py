@@ -83,6 +83,7 @@ def grader_environment(home: Path) -> dict[str, str]:
         "HOME": str(home),
         "LANG": "C.UTF-8",
         "TMPDIR": str(scratch),
+        "KATA_STATE_DIR": str(home / "kata-state"),  # a student's progress file: never the checkout's own
     }
 
 

@@ -54,7 +54,9 @@ def big_scorecard(tests: int, label: str) -> Scorecard:
         )
         for number in range(tests)
     ]
-    exercise = ExerciseScore("demo", "Demo", 0.0, float(tests), "failed", "", [TaskScore(1, "T", 0.0, tests)], scores)
+    exercise = ExerciseScore(
+        "demo", "Demo", 0.0, float(tests), "failed", "", [TaskScore(1, "T", 0.0, tests)], scores, 1
+    )
     return Scorecard(
         grader={"name": "mp-kata grader", "version": "0"},
         target={"kind": "submission", "path": "/nowhere"},

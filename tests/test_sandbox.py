@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -282,3 +283,71 @@ def test_a_reply_forged_on_the_result_pipe_is_invalid(sandbox, module_dir, paylo
     source = f"import os, time\ndef f():\n    {find_fd}\n    {payload}\n    os._exit(0)\n"
     result = call(sandbox, module_dir, source, "f", timeout=5)
     assert result.status == INVALID, result
+
+
+STUCK = """
+import multiprocessing
+import time
+
+
+def spin():
+    while True: pass  # one line: the dump names the same line whenever it is taken
+
+
+def sleeper():
+    time.sleep(600)
+
+
+def join_forever():
+    process = multiprocessing.Process(target=sleeper)
+    process.start()
+    process.join()
+
+
+def print_then_spin():
+    import sys
+    print("Thread 0x0000 (most recent call first):", file=sys.stderr)  # a lookalike the student printed
+    print("still mine", file=sys.stderr, flush=True)
+    spin()
+"""
+
+
+def test_a_timeout_says_where_the_code_was_and_whether_it_was_busy(sandbox, module_dir):
+    busy = call(sandbox, module_dir, STUCK, "spin", timeout=2)
+    assert busy.status == TIMEOUT and busy.stuck is not None, busy
+    assert busy.stuck["where"] == "graded.py:7 in spin" and busy.stuck["busy"] is True, busy.stuck
+    blocked = call(sandbox, module_dir, STUCK, "join_forever", timeout=2)
+    assert blocked.status == TIMEOUT and blocked.stuck is not None, blocked
+    assert blocked.stuck == {"where": "graded.py:17 in join_forever", "waiting_in": "join", "busy": False}
+    printed = call(sandbox, module_dir, STUCK, "print_then_spin", timeout=2)
+    assert printed.stuck["where"] == "graded.py:7 in spin", printed.stuck
+    # The dump is the grader's, not the student's output: only what the code printed is shown.
+    assert printed.stderr.strip() == "Thread 0x0000 (most recent call first):\nstill mine", printed.stderr
+
+
+def test_a_hung_call_in_a_scenario_says_where_it_was_and_whether_it_was_busy():
+    from grader.plugin import hung_words
+    from grader.sandboxed.scenarios.kit import call_with_deadline
+
+    release = threading.Event()
+
+    def spin() -> None:
+        while not release.is_set():
+            pass  # the stack shows either line: the test checks the function
+
+    def blocked() -> None:
+        release.wait()
+
+    try:
+        busy = call_with_deadline(spin, deadline=1.0).facts()
+        waiting = call_with_deadline(blocked, deadline=1.0).facts()
+    finally:
+        release.set()
+    assert busy["outcome"] == waiting["outcome"] == "hung"
+    assert busy["stuck"]["where"].startswith("test_sandbox.py:") and busy["stuck"]["where"].endswith(" in spin")
+    assert busy["stuck"]["busy"] is True, busy["stuck"]
+    assert waiting["stuck"]["where"].endswith(" in blocked") and waiting["stuck"]["waiting_in"] == "wait"
+    assert waiting["stuck"]["busy"] is False, waiting["stuck"]
+    assert "it was busy, using the CPU all the time at test_sandbox.py:" in hung_words(busy, "spin")
+    said = hung_words(waiting, "blocked")
+    assert "it was waiting at test_sandbox.py:" in said and "in wait(); wait() waits for an Event" in said, said

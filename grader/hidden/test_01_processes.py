@@ -3,6 +3,8 @@
 The contract each test holds a solution to: grader/hidden/contracts/01_processes.toml.
 """
 
+import itertools
+
 import pytest
 
 EXERCISE = "processes"
@@ -109,11 +111,21 @@ def test_python_names_the_process_when_no_name_is_given(student):
 def test_processes_run_at_the_same_time(student):
     """run_all runs all the processes at the same time"""
     facts = student.call("run_all_together", 3, timeout=40)
+    student.timeline(facts["timeline"], "run_all's processes")
     assert isinstance(facts["exit_codes"], list), f"run_all returned {facts['exit_codes']}, not a list of exit codes"
     assert facts["caller_pid"] not in facts["pids"], RAN_IN_CALLER
     assert None not in facts["exit_codes"], (
         f"run_all returned {facts['exit_codes']}: exitcode is None while a process still runs, "
         "and join() itself returns None. Join every process, then return each process's exitcode"
+    )
+    rows = facts["timeline"]
+    in_turn = len(rows) > 1 and all(
+        before["end"] is not None and after["start"] is not None and after["start"] >= before["end"]
+        for before, after in itertools.pairwise(rows)
+    )
+    assert all(facts["met"]) or not in_turn, (
+        "the processes ran one after another: each started only once the one before it had ended (see the "
+        "timeline), so run_all starts and joins them in turn. Start every process first, then join every process"
     )
     assert all(facts["met"]), (
         "the processes did not run at the same time: each waited for its siblings, who were not running. "

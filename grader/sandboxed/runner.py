@@ -14,6 +14,7 @@ Standard library only: this package is copied next to the graded code.
 
 from __future__ import annotations
 
+import faulthandler
 import importlib
 import multiprocessing
 import os
@@ -24,6 +25,7 @@ import traceback
 from typing import Any, NoReturn
 
 from grader.protocol import (
+    DUMP_SIGNAL,
     IMPORTED,
     MAX_MESSAGE_CHARS,
     MAX_REPLY_BYTES,
@@ -139,6 +141,8 @@ def run(request: CallRequest) -> NoReturn:
     (multiprocessing joins its non-daemon children at exit) may keep it alive.
     """
     apply_limits(request.limits)
+    # At a deadline the worker asks for this process's stack (on its stderr) to say where the code was.
+    faulthandler.register(DUMP_SIGNAL, file=2, all_threads=True, chain=False)
     # The graded folder gets no __pycache__ (spawned children inherit this as -B).
     sys.dont_write_bytecode = True
     multiprocessing.set_start_method(request.start_method, force=True)

@@ -42,7 +42,16 @@ import tempfile
 import time
 import traceback
 
-from grader.protocol import CONTROL_MESSAGE_BYTES, RESULT_FD, CallRequest, ZygoteConfig
+from grader.protocol import (
+    BUSY_CPU,
+    BUSY_LOOK,
+    CONTROL_MESSAGE_BYTES,
+    DUMP,
+    DUMP_SIGNAL,
+    RESULT_FD,
+    CallRequest,
+    ZygoteConfig,
+)
 from grader.sandboxed import runner, scenarios
 
 PR_SET_PDEATHSIG = 1
@@ -161,13 +170,46 @@ def _run(control: socket.socket, request: CallRequest, fds: list[int], config: Z
                 if done:
                     return os.waitstatus_to_exitcode(status)
             if control in ready:
-                control.recv(CONTROL_MESSAGE_BYTES)  # "stop", or the end of the socket: either way, stop
+                message = control.recv(CONTROL_MESSAGE_BYTES)
+                if message == DUMP:
+                    control.send(json.dumps({"dumped": _dump(pid)}).encode())
+                    continue
+                # "stop", or the end of the socket: either way, stop
                 os.kill(pid, signal.SIGKILL)
                 _, status = os.waitpid(pid, 0)
                 return os.waitstatus_to_exitcode(status)
     finally:
         if exited is not None:
             os.close(exited)
+
+
+def _cpu_ticks(pid: int) -> int | None:
+    """The CPU time (user and system, all threads) a process has used, in clock ticks."""
+    try:
+        with open(f"/proc/{pid}/stat") as stream:
+            fields = stream.read().rpartition(")")[2].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _dump(pid: int) -> dict[str, object]:
+    """Before a call is stopped at its deadline: its stack to its stderr, and whether it is busy or waiting.
+
+    The runner registered faulthandler for DUMP_SIGNAL, so the stack goes to the
+    call's stderr file. Busy: the call's process used the CPU during a short
+    look (a blocked process uses none; a loop that never ends gets some even on
+    a machine loaded many times over).
+    """
+    before = _cpu_ticks(pid)
+    try:
+        os.kill(pid, DUMP_SIGNAL)
+    except OSError:
+        pass
+    time.sleep(BUSY_LOOK)
+    after = _cpu_ticks(pid)
+    used = None if before is None or after is None else (after - before) / os.sysconf("SC_CLK_TCK")
+    return {"cpu_seconds": used, "looked": BUSY_LOOK, "busy": None if used is None else used >= BUSY_CPU}
 
 
 def _become_the_call(request: CallRequest, fds: list[int], uid: int | None) -> None:

@@ -12,3 +12,8 @@ from typing import Any
 
 def call(module: ModuleType, function: str, *args: Any) -> Any:
     return getattr(module, function)(*args)
+
+
+def imported(module: ModuleType) -> bool:
+    """Nothing but the import: the grader's first look at a module, once per exercise and start method."""
+    return True

@@ -49,6 +49,7 @@ DEADLINE = 8.0  # seconds call_with_deadline waits by default: a correct call ta
 GRACE = 1.5
 AFTER_RELEASE = 8.0
 
+BUSY_CPU_SECONDS = 0.02  # CPU time a hung call's thread used that makes it busy rather than waiting
 HUNG = "hung"
 RETURNED = "returned"
 RAISED = "raised"
@@ -226,6 +227,7 @@ class Called:
     after: Any = None  # what after() saw the moment it returned
     deadline: float = DEADLINE
     extra: dict[str, Any] = field(default_factory=dict)
+    stuck: dict[str, Any] | None = None  # for a hung call: where it was and whether it was busy (see stuck_at)
     # For a call still running at its deadline: wait for it some more (see wait_longer).
     _resume: Callable[[float], Called] | None = field(default=None, repr=False)
 
@@ -242,6 +244,7 @@ class Called:
             "seconds": self.seconds,
             "after": plain(self.after),
             "deadline": self.deadline,
+            "stuck": self.stuck,
             **self.extra,
         }
 
@@ -277,6 +280,8 @@ def call_with_deadline(
 
     helper = threading.Thread(target=run, name="graded-call", daemon=True)
     helper.start()
+    started = time.monotonic()
+    cpu_at_start = _thread_cpu_seconds(helper)
 
     def wait(seconds: float, waited: float, patient: bool = False) -> Called:
         give_up = time.monotonic() + seconds
@@ -289,7 +294,8 @@ def call_with_deadline(
             # A wait asked for after this one (wait_longer) lasts its whole time: the scenario has
             # changed something (released what it held), so what hopeful() saw no longer decides.
             resume = lambda more: wait(more, waited + seconds, patient=True)  # noqa: E731
-            return Called(HUNG, deadline=waited + seconds, _resume=resume)
+            stuck = stuck_at(helper, time.monotonic() - started, cpu_at_start)
+            return Called(HUNG, deadline=waited + seconds, _resume=resume, stuck=stuck)
         error = outcome.get("error")
         if isinstance(error, NotImplementedError):
             raise error
@@ -304,6 +310,82 @@ def call_with_deadline(
         )
 
     return wait(deadline, 0.0)
+
+
+def _thread_cpu_seconds(thread: threading.Thread) -> float | None:
+    """CPU time a thread of this process has used (user and system), from /proc; None where it cannot be read."""
+    try:
+        with open(f"/proc/self/task/{thread.native_id}/stat") as stream:
+            fields = stream.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, TypeError):
+        return None
+
+
+def stuck_at(thread: threading.Thread, seconds: float, cpu_at_start: float | None) -> dict[str, Any]:
+    """Where a hung call's thread is now, as data: the innermost line of graded code, the call it waits in, busy or not.
+
+    where: "file.py:line in function" of the innermost graded frame (None if no
+    graded code is on the stack); waiting_in: the innermost call that is not
+    graded code (join, get, acquire...), the one it is blocked in; busy: it kept
+    using the CPU (a loop that never ends) rather than waiting.
+    """
+    frame = sys._current_frames().get(thread.ident)
+    where = waiting_in = None
+    innermost = frame
+    while frame is not None:
+        if _is_graded_file(frame.f_code.co_filename):
+            where = f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno} in {frame.f_code.co_name}"
+            break
+        frame = frame.f_back
+    if innermost is not None and where is not None:
+        # The outermost library call below the graded line: what graded code called, e.g. join or get.
+        calls = []
+        step = innermost
+        while step is not None and not _is_graded_file(step.f_code.co_filename):
+            calls.append(step.f_code.co_name)
+            step = step.f_back
+        waiting_in = calls[-1] if calls else None
+    cpu_now = _thread_cpu_seconds(thread)
+    busy = None
+    if cpu_now is not None and cpu_at_start is not None and seconds > 0:
+        # A blocked thread uses no CPU at all; a loop that never ends uses all it gets, which on a machine
+        # loaded many times over is still more than these two clock ticks.
+        busy = (cpu_now - cpu_at_start) >= BUSY_CPU_SECONDS
+    return {"where": where, "waiting_in": waiting_in, "busy": busy}
+
+
+# ---------------------------------------------------------------- what ran when
+
+MAX_TIMELINE_ROWS = 16
+
+
+def new_spans(count: int) -> Any:
+    """Shared start and end times (time.monotonic(), one clock for every process) for count processes; 0: not yet."""
+    return multiprocessing.Array("d", 2 * count)
+
+
+def span_started(spans: Any, index: int) -> None:
+    spans[2 * index] = time.monotonic()
+
+
+def span_ended(spans: Any, index: int) -> None:
+    spans[2 * index + 1] = time.monotonic()
+
+
+def timeline_facts(spans: Any, pids: Any, origin: float) -> list[dict[str, Any]]:
+    """What ran when, as data: per process its pid, start and end in seconds from origin (None: never/still)."""
+    rows = []
+    for index in range(min(len(spans) // 2, MAX_TIMELINE_ROWS)):
+        start, end = spans[2 * index], spans[2 * index + 1]
+        rows.append(
+            {
+                "pid": int(pids[index]) if pids is not None else index + 1,
+                "start": round(start - origin, 3) if start else None,
+                "end": round(end - origin, 3) if end else None,
+            }
+        )
+    return rows
 
 
 # ---------------------------------------------------------------- windows opened on purpose

@@ -31,7 +31,17 @@ import warnings
 from types import ModuleType
 from typing import Any
 
-from grader.sandboxed.scenarios.kit import HUNG, call_with_deadline, identity, plain, receive
+from grader.sandboxed.scenarios.kit import (
+    HUNG,
+    call_with_deadline,
+    identity,
+    new_spans,
+    plain,
+    receive,
+    span_ended,
+    span_started,
+    timeline_facts,
+)
 
 WAIT = 20.0  # seconds any blocking call here may wait: long, because a loaded machine is slow
 BARRIER_WAIT = 8.0
@@ -136,25 +146,36 @@ def start_worker_defaults(module: ModuleType) -> dict[str, Any]:
     return facts
 
 
-def meet_at_barrier(barrier: Any, met: Any, pids: Any, index: int) -> None:
-    """Child target: wait until every sibling is running too."""
+def meet_at_barrier(barrier: Any, met: Any, pids: Any, spans: Any, index: int) -> None:
+    """Child target: wait until every sibling is running too (and note when it ran, for the timeline)."""
     pids[index] = os.getpid()
     if _in_caller():
         return
+    span_started(spans, index)
     try:
         barrier.wait()
     except Exception:  # BrokenBarrierError: the others were not running at the same time
+        span_ended(spans, index)
         sys.exit(MISSED_BARRIER_EXIT)
     met[index] = 1
     time.sleep(EXIT_AFTER)  # see exit_with: no exit code may be ready before a join
+    span_ended(spans, index)
 
 
 def run_all_together(module: ModuleType, count: int) -> dict[str, Any]:
     barrier = multiprocessing.Barrier(count, timeout=BARRIER_WAIT)
     met = multiprocessing.Array("i", count)
     pids = multiprocessing.Array("i", count)
-    codes = module.run_all(meet_at_barrier, [(barrier, met, pids, i) for i in range(count)])
-    return {"exit_codes": _plain_list(codes), "met": list(met), "pids": list(pids), "caller_pid": os.getpid()}
+    spans = new_spans(count)
+    origin = time.monotonic()
+    codes = module.run_all(meet_at_barrier, [(barrier, met, pids, spans, i) for i in range(count)])
+    return {
+        "exit_codes": _plain_list(codes),
+        "met": list(met),
+        "pids": list(pids),
+        "caller_pid": os.getpid(),
+        "timeline": timeline_facts(spans, pids, origin),
+    }
 
 
 def finish_later(done: Any, pids: Any, index: int, delay: float) -> None:

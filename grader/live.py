@@ -1,0 +1,77 @@
+"""What the terminal shows while grading runs: the header at once, a progress line, each task as it ends.
+
+Built on rich: it knows the terminal's width, colours only on a terminal
+(never in a pipe, nor under NO_COLOR), and draws the progress line only
+where it can be redrawn; in a pipe, the header and the task lines are
+plain text, in order. A view, never a verdict: the final report comes from
+the scorecard.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from grader.grading import Event, Started, TaskEnded, TestEnded
+from grader.render import header
+
+# Marks in rendered reports, coloured on a terminal.
+GOOD = re.compile(r"^\s*(ok)\b|\bdone\b|\bdone\.")
+BAD = re.compile(r"^\s*(FAIL|ERROR|TIMEOUT)\b|\bto do\b")
+
+
+def console_for(stream: TextIO | None = None) -> Console:
+    # soft_wrap: lines are written whole and the terminal wraps them; rich would cut them at 80 in a pipe.
+    return Console(file=stream or sys.stdout, highlight=False, soft_wrap=True)
+
+
+def show(console: Console, rendered: str) -> None:
+    """A rendered report, with its marks in colour where colour is on."""
+    for line in rendered.splitlines():
+        text = Text(line)
+        if GOOD.search(line):
+            text.highlight_regex(r"^\s*ok\b|\bdone\b", "green")
+        if BAD.search(line):
+            text.highlight_regex(r"^\s*(FAIL|ERROR|TIMEOUT)\b|\bto do\b", "red")
+        console.print(text)
+
+
+class LiveView:
+    """An event listener for grader.grading.grade that draws progress; use as a context manager."""
+
+    def __init__(self, console: Console, show_tasks: bool = True) -> None:
+        self.console = console
+        self.show_tasks = show_tasks
+        self.progress = Progress(
+            TextColumn("checks"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,  # the bar goes when grading ends; the report takes its place
+        )
+        self.bar = self.progress.add_task("checks", total=None)
+
+    def __enter__(self) -> LiveView:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Started):
+            kind, path = event.target.kind, str(event.target.path)
+            self.console.print(Text(header(kind, path, event.start_methods, event.isolation)))
+            self.progress.start()
+        elif isinstance(event, TestEnded):
+            self.progress.update(self.bar, completed=event.done, total=event.total or None)
+        elif isinstance(event, TaskEnded) and self.show_tasks:
+            mark = Text("  ok   ", style="green") if event.passed else Text("  FAIL ", style="red")
+            line = mark + Text(f"{event.exercise.number}. {event.exercise.title}, task {event.task.number}: ")
+            line += Text(event.task.title)
+            self.progress.console.print(line)

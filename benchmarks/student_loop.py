@@ -34,14 +34,14 @@ sys.path.insert(0, str(ROOT))
 
 from grader.manifest import load_manifest  # noqa: E402
 
-HANGING_FUNCTIONS = '''
+HANGING_FUNCTIONS = """
 def _spin(*args, **kwargs):
     while True:
         pass
 
 
 start_worker = run_all = whoami = _spin
-'''
+"""
 HANGING_IMPORT = "import time\n\ntime.sleep(3600)\n"
 
 

@@ -464,7 +464,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
         if args.quiet:
             print(score_line(scorecard))
         else:
-            show(console, render_text(scorecard, verbose=args.verbose, width=min(console.width, 120), focus=focus))
+            width = min(console.width, 120)
+            show(console, render_text(scorecard, verbose=args.verbose, width=width, focus=focus, titled=False))
     if stop.first_signal is not None:
         return end_by_signal(stop.first_signal)
     return EXIT_UNDER if is_under(scorecard, args.fail_under) else EXIT_GRADED

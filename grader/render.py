@@ -150,13 +150,19 @@ def header(kind: str, path: str, start_methods: list[str] | tuple[str, ...], iso
     return f"Grading {kind} ({path}) under {', '.join(start_methods)} (isolation: {isolation})"
 
 
-def render_text(scorecard: Scorecard, verbose: bool = False, width: int = WIDTH, focus: str | None = None) -> str:
+def render_text(
+    scorecard: Scorecard, verbose: bool = False, width: int = WIDTH, focus: str | None = None, titled: bool = True
+) -> str:
     """One line per exercise, then what failed and how to fix it.
 
     focus: an exercise id; only that exercise is shown in full, the others as one line each.
+    titled: begin with the header line (not when the live view has shown it already).
     """
     target = scorecard.target
-    lines = [header(target["kind"], target["path"], scorecard.start_methods, scorecard.isolation["tier"]), ""]
+    lines = (
+        [header(target["kind"], target["path"], scorecard.start_methods, scorecard.isolation["tier"])] if titled else []
+    )
+    lines.append("")
     for exercise in scorecard.exercises:
         lines.append(exercise_line(exercise) + ("   <- current" if exercise.id == focus else ""))
         if focus is not None and exercise.id != focus:

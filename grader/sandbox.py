@@ -372,7 +372,7 @@ def where_stuck(dump: str, code_dir: str) -> dict[str, Any]:
     """From a stack dump: the innermost line of graded code (a file in code_dir) and the call it waits in there."""
     starts = [match.start() for match in DUMP_START.finditer(dump.encode())]
     text = dump.encode()
-    ends = [*starts[1:], len(text)]
+    ends = [*starts[1:], len(text)] if starts else []  # no dump (it could not be written): no blocks
     blocks = [text[a:b].decode("utf-8", errors="replace") for a, b in zip(starts, ends, strict=True)]
     # The thread that took the signal (the call's main thread, in practice) first.
     for block in sorted(blocks, key=lambda block: not block.startswith("Current thread")):

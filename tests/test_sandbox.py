@@ -351,3 +351,14 @@ def test_a_hung_call_in_a_scenario_says_where_it_was_and_whether_it_was_busy():
     assert "it was busy, using the CPU all the time at test_sandbox.py:" in hung_words(busy, "spin")
     said = hung_words(waiting, "blocked")
     assert "it was waiting at test_sandbox.py:" in said and "in wait(); wait() waits for an Event" in said, said
+
+
+def test_a_stack_dump_that_is_missing_or_cut_says_nothing_rather_than_fail(tmp_path):
+    from grader.sandbox import split_stack_dump, where_stuck
+
+    assert where_stuck("", "/code") == {"where": None, "waiting_in": None}
+    assert where_stuck("Current thread 0x0001 (most recent call first):\n  File", "/code")["where"] is None
+    stderr = tmp_path / "stderr"
+    stderr.write_bytes(b"mine\n" + b"Current thread 0x00ab (most recent call first):\n")
+    assert split_stack_dump(stderr)[0] == "mine\n"
+    assert split_stack_dump(tmp_path / "missing") == ("", "")

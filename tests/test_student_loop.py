@@ -83,6 +83,7 @@ def test_list_on_a_fresh_clone_marks_the_first_exercise_next(kata):
     assert "python -m grader check 1" in listed.stdout
 
 
+@pytest.mark.heavy  # grades whole exercises: once, on the newest Python
 def test_check_of_the_stub_shows_one_exercise_with_hints_and_where_to_look(kata):
     checked = kata_command(kata, "check", "--start-method", "fork", "-n", "2")
     assert checked.returncode == 1, checked.stderr  # not done yet
@@ -101,6 +102,7 @@ def test_check_of_the_stub_shows_one_exercise_with_hints_and_where_to_look(kata)
     assert "not started" in kata_command(kata, "list").stdout.splitlines()[2]
 
 
+@pytest.mark.heavy  # grades whole exercises: once, on the newest Python
 def test_check_of_a_solved_exercise_says_done_and_names_the_next_and_list_follows(kata):
     solve(kata)
     checked = kata_command(kata, "check", "-n", "2")
@@ -227,6 +229,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.heavy  # grades whole exercises: once, on the newest Python
 def test_the_grading_api_reports_progress_as_tests_end(tmp_path):
     # In a process of its own: grading makes its process a subreaper and sweeps its descendants.
     probe = subprocess.run(
@@ -244,6 +247,7 @@ def test_the_grading_api_reports_progress_as_tests_end(tmp_path):
     assert seen["percent"] == 100
 
 
+@pytest.mark.heavy  # grades whole exercises: once, on the newest Python
 def test_watch_checks_again_when_the_file_is_saved_and_leaves_nothing_running(kata):
     log = kata.parent / "watch.out"
     with open(log, "w") as out:
@@ -276,6 +280,7 @@ def _wait_for(log: Path, text: str, process: subprocess.Popen, count: int = 1, t
         time.sleep(0.2)
 
 
+@pytest.mark.heavy  # grades whole exercises: once, on the newest Python
 def test_plain_grade_on_the_students_exercises_shows_the_current_exercise_in_full(kata):
     solve(kata)
     graded = kata_command(kata, "grade", "--only", "1", "--only", "2", "--start-method", "fork", "-n", "2")

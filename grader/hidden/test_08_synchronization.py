@@ -188,6 +188,7 @@ def test_pay_with_fee_lets_go_of_the_lock_when_a_call_raises(student):
 def test_semaphore_lets_exactly_k_in(student):
     """make_slots(2) and fetch_with_slot let exactly two of four processes fetch at once"""
     facts = student.call("semaphore_lets_k_in", 2, 4, timeout=40)
+    student.timeline(facts["timeline"], "the processes inside site.fetch()")
     k = facts["k"]
     _start_failed(facts["start_error"], f"the {facts['type']} from make_slots({k})")
     student.fail_on_child_errors(facts["errors"])

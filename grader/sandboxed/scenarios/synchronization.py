@@ -48,7 +48,18 @@ import time
 from types import ModuleType
 from typing import Any
 
-from grader.sandboxed.scenarios.kit import HUNG, call_with_deadline, error_fact, is_running, type_name, wait_until
+from grader.sandboxed.scenarios.kit import (
+    HUNG,
+    call_with_deadline,
+    error_fact,
+    is_running,
+    new_spans,
+    span_ended,
+    span_started,
+    timeline_facts,
+    type_name,
+    wait_until,
+)
 
 WAIT = 20.0  # seconds anything a correct solution delivers may take on a loaded machine
 POLL = 0.005
@@ -547,9 +558,14 @@ class WatchedSemaphore:
 class Site:
     """fetch() counts the processes inside; it stays until k were inside together, then LINGER more."""
 
-    def __init__(self, k: int, slots: WatchedSemaphore | None = None) -> None:
+    def __init__(self, k: int, slots: WatchedSemaphore | None = None, visitors: int = 0) -> None:
         self._k = k
         self._slots = slots
+        # What ran when (for the timeline under the check): one span per visit, in the order they came.
+        self._spans = new_spans(visitors)
+        self._pids = multiprocessing.Array("i", visitors)
+        self._visits = multiprocessing.Value("i", 0, lock=False)
+        self._origin = time.monotonic()
         self._without_slot = multiprocessing.Value("i", 0, lock=False)
         self._inside = multiprocessing.Value("i", 0, lock=False)
         self._peak = multiprocessing.Value("i", 0, lock=False)
@@ -563,6 +579,11 @@ class Site:
                 self._without_slot.value += 1
             self._inside.value += 1
             self._peak.value = max(self._peak.value, self._inside.value)
+            visit = self._visits.value
+            self._visits.value += 1
+        if visit < len(self._pids):
+            self._pids[visit] = os.getpid()
+            span_started(self._spans, visit)
         entered = time.monotonic()
         while True:
             now = time.monotonic()
@@ -577,6 +598,8 @@ class Site:
                     self._gave_up.value = 1  # k never came in together: the others need not wait as long
                 break
             time.sleep(POLL)
+        if visit < len(self._pids):
+            span_ended(self._spans, visit)
         with self._guard:
             self._inside.value -= 1
             self._fetches.value += 1
@@ -588,6 +611,7 @@ class Site:
             "fetches": self._fetches.value,
             "gave_up": self._gave_up.value,
             "without_slot": self._without_slot.value,
+            "timeline": timeline_facts(self._spans, self._pids, self._origin)[: self._visits.value],
         }
 
 
@@ -625,7 +649,7 @@ def _free_slots(slots: Any, tries: int) -> int:
 def semaphore_lets_k_in(module: ModuleType, k: int, workers: int) -> dict[str, Any]:
     made = module.make_slots(k)
     slots = WatchedSemaphore(made)
-    site = Site(k, slots)
+    site = Site(k, slots, visitors=workers)
     results = multiprocessing.Queue()
     start = multiprocessing.Barrier(workers)
     processes = [

@@ -308,6 +308,10 @@ def test_tasks_run_in_several_workers_at_once(student):
         f"parallel_map returned {str(results)[:120]}: expected func's result for each of the 3 items"
     )
     pids = [r["pid"] for r in results]
+    timed = [r for r in results if isinstance(r, dict) and all(isinstance(r.get(k), float) for k in ("began", "ended"))]
+    since = facts["origin"]
+    rows = [{"pid": r["pid"], "start": max(0.0, r["began"] - since), "end": r["ended"] - since} for r in timed]
+    student.timeline(rows, "parallel_map's tasks, each by the pid of its worker")
     assert facts["caller_pid"] not in pids, (
         "the tasks ran in your own process (a loop, or a pool of threads), not in worker processes: create a "
         "multiprocessing.Pool(processes) and let pool.map(func, items) send them to its worker processes"

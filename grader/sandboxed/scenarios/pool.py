@@ -275,12 +275,13 @@ def _touch(path: str) -> None:
 def meet_at_barrier(item: tuple[int, Any]) -> dict[str, Any]:
     """Pool task: wait until all the other tasks run too; say where this one ran."""
     index, barrier = item
+    began = time.monotonic()  # one clock for every process: the timeline under the check
     try:
         barrier.wait()
         met = True
     except Exception:  # BrokenBarrierError: the others were not running at the same time
         met = False
-    return {"index": index, "pid": os.getpid(), "met": met}
+    return {"index": index, "pid": os.getpid(), "met": met, "began": began, "ended": time.monotonic()}
 
 
 def finish_after_next(item: tuple[int, list[Any], Any, float]) -> dict[str, Any]:
@@ -384,7 +385,8 @@ def map_at_barrier(module: ModuleType, processes: int, count: int, wait: float, 
         barrier = manager.Barrier(count, timeout=wait)
         with _machine_with_cpus(pretend_cpus, module):
             items = [(index, barrier) for index in range(count)]
-            return _watched_call(module.parallel_map, meet_at_barrier, items, processes)
+            origin = time.monotonic()
+            return {**_watched_call(module.parallel_map, meet_at_barrier, items, processes), "origin": origin}
 
 
 def map_counting_workers(

@@ -324,3 +324,22 @@ def test_the_timeline_shows_a_staircase_for_processes_run_in_turn_and_overlap_fo
     rows = check["timeline"]["rows"]
     assert len(rows) == 3 and max(row["start"] for row in rows) < min(row["end"] for row in rows), rows
     assert "what ran when, run_all's processes" in parallel.stdout
+
+
+@pytest.mark.heavy
+def test_a_module_that_hangs_at_import_costs_its_import_budget_once_not_once_per_test(grade, make_submission):
+    submission = make_submission(files={"01_processes/processes.py": "import time\n\ntime.sleep(3600)\n"})
+    graded = grade(
+        "--submission", str(submission), "--only", "processes", "--start-method", "fork", "-n", "2",
+        "--call-timeout", "3",
+    )  # fmt: skip
+    tests = graded.tests("processes")
+    assert {test["outcome"] for test in tests.values()} == {"timeout"}, tests
+    for test in tests.values():
+        assert "did not finish its import within 3 s" in test["message"], test["message"]
+        assert "at processes.py:3 in <module>" in test["message"], test["message"]
+    # One test per worker imported the module and waited out the budget; every other test had the verdict
+    # at once (or waited for the one import under way), instead of a budget of its own, one after another.
+    waited = [test for test in tests.values() if test["duration"] >= 3]
+    assert 1 <= len(waited) <= 2 * 2, [(name, test["duration"]) for name, test in tests.items()]
+    assert sum(test["duration"] for test in tests.values()) < 3 * len(tests) / 2, tests

@@ -143,7 +143,13 @@ def scripted_responder(conn: Connection, callers_end: Connection, script: list[t
 
 
 def write_messages(conn: Connection, count: int, sent_all: Any) -> None:
-    """Writer: count messages, each saying where it was written and on what kind of end."""
+    """Writer: count messages, each saying where it was written and on what kind of end.
+
+    It first waits PAUSE, as a writer that starts slowly would (under spawn on a
+    busy machine, a second or more): a reader that gives up at the first quiet
+    moment then misses every message in every run, not only when the machine is slow.
+    """
+    time.sleep(PAUSE)
     for seq in range(count):
         conn.send(
             {"seq": seq, "pid": os.getpid(), "readable": conn.readable, "writable": conn.writable, "data": payload(seq)}

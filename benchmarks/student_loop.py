@@ -1,6 +1,6 @@
 """What the student's loop costs, in seconds of waiting: this checkout, and optionally an earlier one, side by side.
 
-    python benchmarks/student_loop.py [--before PATH] [--repeat N]
+    python benchmarks/student_loop.py [--before PATH] [--repeat N] [--cases 1,2,3] [--json FILE]
 
 Cases (each graded as a student would, with the default number of workers):
 
@@ -88,11 +88,15 @@ def main() -> int:
     parser.add_argument("--before", type=Path, help="a checkout of an earlier version, measured side by side")
     parser.add_argument("--repeat", type=int, default=1, help="runs per case and checkout (default: 1)")
     parser.add_argument("--json", type=Path, help="also write the table as JSON to this file")
+    parser.add_argument("--cases", help="which cases to run, by number from 1, comma-separated (default: all)")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="kata-loop-bench-"))
     rows = []
     try:
-        for name, options in cases(submissions(folder)):
+        chosen = {int(number) for number in args.cases.split(",")} if args.cases else None
+        for number, (name, options) in enumerate(cases(submissions(folder)), start=1):
+            if chosen is not None and number not in chosen:
+                continue
             row = {"case": name, "now": [], "before": []}
             for _ in range(args.repeat):
                 row["now"].append(timed(ROOT, options))

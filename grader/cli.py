@@ -190,8 +190,8 @@ def _state(root: Path) -> State:
 
 def places_of(root: Path, exercise: Exercise) -> dict[int, Place]:
     """task number -> where its work goes: the line of its ``TODO (task N)`` and the function around it."""
-    path = root / "exercises" / exercise.folder / exercise.file_name
-    shown = f"exercises/{exercise.folder}/{exercise.file_name}"
+    path = root / exercise.student_file
+    shown = exercise.student_file
     places = {task.number: Place(shown, None, None) for task in exercise.tasks}
     try:
         source = path.read_text(encoding="utf-8")
@@ -317,7 +317,7 @@ def cmd_reset(args: argparse.Namespace, answer: object = input) -> int:
         exercise = _one_exercise(args.exercise)
     except GRADING_ERRORS as problem:
         return _cannot(problem, "reset")
-    relative = f"exercises/{exercise.folder}/{exercise.file_name}"
+    relative = exercise.student_file
     path = root / relative
     stub = stub_source(root, exercise)
     if stub is None:
@@ -403,7 +403,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     try:
         with StopRequest() as stop:
             while True:
-                path = root / "exercises" / exercise.folder / exercise.file_name
+                path = root / exercise.student_file
                 checked = file_hash(path)  # taken first: a save during the check or before the watch starts counts
                 scorecard = _check_once(args, exercise, console, stop)
                 if keys.quit() or stop.signals:

@@ -9,7 +9,6 @@ the scorecard.
 
 from __future__ import annotations
 
-import re
 import sys
 from typing import TextIO
 
@@ -21,8 +20,8 @@ from grader.grading import Event, Started, TaskEnded, TestEnded
 from grader.render import header
 
 # Marks in rendered reports, coloured on a terminal.
-GOOD = re.compile(r"^\s*(ok)\b|\bdone\b|\bdone\.")
-BAD = re.compile(r"^\s*(FAIL|ERROR|TIMEOUT)\b|\bto do\b")
+GOOD = r"^\s*ok\b|\bdone\b"
+BAD = r"^\s*(FAIL|ERROR|TIMEOUT)\b|\bto do\b"
 
 
 def console_for(stream: TextIO | None = None) -> Console:
@@ -34,10 +33,8 @@ def show(console: Console, rendered: str) -> None:
     """A rendered report, with its marks in colour where colour is on."""
     for line in rendered.splitlines():
         text = Text(line)
-        if GOOD.search(line):
-            text.highlight_regex(r"^\s*ok\b|\bdone\b", "green")
-        if BAD.search(line):
-            text.highlight_regex(r"^\s*(FAIL|ERROR|TIMEOUT)\b|\bto do\b", "red")
+        text.highlight_regex(GOOD, "green")
+        text.highlight_regex(BAD, "red")
         console.print(text)
 
 

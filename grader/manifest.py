@@ -72,6 +72,11 @@ class Exercise:
         return f"{self.module}.py"
 
     @property
+    def student_file(self) -> str:
+        """The student's file, relative to the kata folder: exercises/<folder>/<module>.py."""
+        return f"exercises/{self.folder}/{self.file_name}"
+
+    @property
     def hidden_tests(self) -> Path:
         return HIDDEN_TESTS_DIR / f"test_{self.folder}.py"
 

@@ -108,7 +108,9 @@ DUMP = b'{"dump": true}'
 # signal, which graded code has no reason to use.
 DUMP_SIGNAL = signal.SIGRTMIN + 3
 BUSY_LOOK = 0.3  # seconds the zygote watches a stuck call's CPU time
-BUSY_CPU = 0.02  # CPU seconds in that look that make it busy: a blocked process uses none
+# CPU seconds that make a stuck call busy rather than waiting, in the zygote's look at its process and in
+# the scenario kit's look at a hung call's thread: a blocked one uses none at all.
+BUSY_CPU = 0.02
 # In a call's child the result pipe is always this descriptor (0 to 2 are stdin, stdout, stderr).
 RESULT_FD = 3
 

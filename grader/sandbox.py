@@ -362,10 +362,7 @@ def split_stack_dump(path: Path) -> tuple[str, str]:
             break
     dump = tail[dump_at - tail_start :].decode("utf-8", errors="replace") if dump_at is not None else ""
     written = size if dump_at is None else dump_at
-    text = head[:written].decode("utf-8", errors="replace")
-    if written > len(head):
-        text += "\n... [output cut]"
-    return cut(text, MAX_OUTPUT_CHARS), dump
+    return _shown(head[:written], written > len(head)), dump
 
 
 def where_stuck(dump: str, code_dir: str) -> dict[str, Any]:
@@ -392,6 +389,11 @@ def _read_head(path: Path) -> str:
             more = stream.read(1) != b""
     except OSError:
         return ""
+    return _shown(data, more)
+
+
+def _shown(data: bytes, more: bool) -> str:
+    """What graded code wrote, as text to show: capped, and saying so when there was more."""
     text = data.decode("utf-8", errors="replace")
     if more:
         text += "\n... [output cut]"

@@ -48,10 +48,9 @@ def file_hash(path: Path) -> str | None:
 
 def stub_source(root: Path, exercise: Exercise, revision: str = "HEAD") -> bytes | None:
     """The exercise's file as git has it at revision (the stub, in a fresh clone); None without git."""
-    relative = f"exercises/{exercise.folder}/{exercise.file_name}"
     try:
         shown = subprocess.run(
-            ["git", "-C", str(root), "show", f"{revision}:{relative}"],
+            ["git", "-C", str(root), "show", f"{revision}:{exercise.student_file}"],
             capture_output=True,
             timeout=10,
             stdin=subprocess.DEVNULL,
@@ -74,26 +73,33 @@ class State:
     root: Path
     entries: dict[str, Entry] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # exercise id -> the hash of its stub in git (None: no git), asked once per State: list asks for every
+    # exercise's status and then for the first one not done.
+    _stub_hashes: dict[str, str | None] = field(default_factory=dict, repr=False)
 
     @property
     def path(self) -> Path:
         return state_folder(self.root) / "state.json"
 
+    def _stub_hash(self, exercise: Exercise) -> str | None:
+        if exercise.id not in self._stub_hashes:
+            stub = stub_source(self.root, exercise)
+            self._stub_hashes[exercise.id] = None if stub is None else hashlib.sha256(stub).hexdigest()
+        return self._stub_hashes[exercise.id]
+
     def status(self, exercise: Exercise) -> str:
         entry = self.entries.get(exercise.id)
-        current = file_hash(self.root / "exercises" / exercise.folder / exercise.file_name)
+        current = file_hash(self.root / exercise.student_file)
         if entry is None:
-            stub = stub_source(self.root, exercise)
-            untouched = stub is None or hashlib.sha256(stub).hexdigest() == current
-            return NOT_STARTED if untouched else IN_PROGRESS
+            stub = self._stub_hash(exercise)
+            return NOT_STARTED if stub is None or stub == current else IN_PROGRESS
         if entry.score == entry.max_score and entry.file_hash == current:
             return DONE
         return IN_PROGRESS
 
     def changed_since_graded(self, exercise: Exercise) -> bool:
         entry = self.entries.get(exercise.id)
-        current = file_hash(self.root / "exercises" / exercise.folder / exercise.file_name)
-        return entry is not None and entry.file_hash != current
+        return entry is not None and entry.file_hash != file_hash(self.root / exercise.student_file)
 
     def first_not_done(self, exercises: list[Exercise]) -> Exercise | None:
         return next((exercise for exercise in exercises if self.status(exercise) != DONE), None)
@@ -110,8 +116,9 @@ class State:
             exercise = by_id.get(scored.id)
             if exercise is None:
                 continue
-            path = self.root / "exercises" / exercise.folder / exercise.file_name
-            self.entries[scored.id] = Entry(scored.score, scored.max_score, file_hash(path), now)
+            self.entries[scored.id] = Entry(
+                scored.score, scored.max_score, file_hash(self.root / exercise.student_file), now
+            )
         self.save()
 
     def forget(self, exercise: Exercise) -> None:

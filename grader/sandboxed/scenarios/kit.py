@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+from grader.protocol import BUSY_CPU
+
 # How deep plain() follows containers: deep enough for any result an exercise
 # returns, shallow enough that a self-referencing list cannot recurse forever.
 MAX_DEPTH = 6
@@ -49,7 +51,6 @@ DEADLINE = 8.0  # seconds call_with_deadline waits by default: a correct call ta
 GRACE = 1.5
 AFTER_RELEASE = 8.0
 
-BUSY_CPU_SECONDS = 0.02  # CPU time a hung call's thread used that makes it busy rather than waiting
 HUNG = "hung"
 RETURNED = "returned"
 RAISED = "raised"
@@ -351,7 +352,7 @@ def stuck_at(thread: threading.Thread, seconds: float, cpu_at_start: float | Non
     if cpu_now is not None and cpu_at_start is not None and seconds > 0:
         # A blocked thread uses no CPU at all; a loop that never ends uses all it gets, which on a machine
         # loaded many times over is still more than these two clock ticks.
-        busy = (cpu_now - cpu_at_start) >= BUSY_CPU_SECONDS
+        busy = (cpu_now - cpu_at_start) >= BUSY_CPU
     return {"where": where, "waiting_in": waiting_in, "busy": busy}
 
 

@@ -22,6 +22,7 @@ name a function here.
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import multiprocessing
 import multiprocessing.managers
@@ -323,6 +324,23 @@ def _thread_cpu_seconds(thread: threading.Thread) -> float | None:
         return None
 
 
+def _frame_of(thread: threading.Thread) -> Any:
+    """The thread's current frame, with the collector paused while it is read.
+
+    Up to Python 3.11, sys._current_frames() holds the runtime's lock of thread
+    states while it allocates; a collection that starts then and frees a thread
+    state waits for that lock forever (CPython gh-106883). On a loaded machine
+    this hung the scenario itself, and a mistake that should fail read as a timeout.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return sys._current_frames().get(thread.ident)
+    finally:
+        if collecting:
+            gc.enable()
+
+
 def stuck_at(thread: threading.Thread, seconds: float, cpu_at_start: float | None) -> dict[str, Any]:
     """Where a hung call's thread is now, as data: the innermost line of graded code, the call it waits in, busy or not.
 
@@ -331,7 +349,7 @@ def stuck_at(thread: threading.Thread, seconds: float, cpu_at_start: float | Non
     graded code (join, get, acquire...), the one it is blocked in; busy: it kept
     using the CPU (a loop that never ends) rather than waiting.
     """
-    frame = sys._current_frames().get(thread.ident)
+    frame = _frame_of(thread)
     where = waiting_in = None
     innermost = frame
     while frame is not None:

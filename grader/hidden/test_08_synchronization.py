@@ -192,6 +192,10 @@ def test_semaphore_lets_exactly_k_in(student):
     k = facts["k"]
     _start_failed(facts["start_error"], f"the {facts['type']} from make_slots({k})")
     student.fail_on_child_errors(facts["errors"])
+    assert facts["slots_wanted_by_one"] <= 1, (
+        f"fetch_with_slot asked for slot number {facts['slots_wanted_by_one']} while it already held one: "
+        "two processes that each hold one and wait for another never go on. Take one slot per fetch: with slots:"
+    )
     assert facts["reported"] == facts["workers"], (
         f"only {facts['reported']} of {facts['workers']} worker processes finished fetch_with_slot within 20 s: "
         "is a slot taken and never given back? Use with slots: so it is always released"

@@ -537,8 +537,13 @@ class WatchedSemaphore:
     def __init__(self, inner: Any) -> None:
         self._inner = inner
         self.mine = 0  # in this process: slots taken and not yet given back
+        # The most slots one process held or asked for at once: counted before a second acquire
+        # blocks, so that taking two reads the same whether it deadlocks or happens to get both.
+        self.most_wanted = multiprocessing.Value("i", 0)
 
     def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
+        with self.most_wanted.get_lock():
+            self.most_wanted.value = max(self.most_wanted.value, self.mine + 1)
         got = self._inner.acquire(block) if timeout is None else self._inner.acquire(block, timeout)
         if got:
             self.mine += 1
@@ -664,6 +669,7 @@ def semaphore_lets_k_in(module: ModuleType, k: int, workers: int) -> dict[str, A
         **site.facts(),
         "k": k,
         "workers": workers,
+        "slots_wanted_by_one": slots.most_wanted.value,
         "type": type_name(made),
         "reported": len(reports),
         "errors": _errors(reports),

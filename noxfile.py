@@ -68,7 +68,7 @@ def _grade_to_json(session: nox.Session, name: str, *options: str) -> dict:
 
 @nox.session(python=NEWEST)
 def verify(session: nox.Session) -> None:
-    """The reference solutions score 100% and the untouched stubs 0%, under every start method."""
+    """The solutions score 100%, the untouched stubs 0% (each check pointing to its TODO), under every start method."""
     session.install("-e", ".")
     solutions = _grade_to_json(session, "solutions", "--solutions", *session.posargs)
     stubs = _grade_to_json(session, "stubs", *session.posargs)
@@ -79,9 +79,32 @@ def verify(session: nox.Session) -> None:
     if stubs["score"] != 0 or not stubs["complete"]:
         won = [t["id"] for e in stubs["exercises"] for t in e["tests"] if t["outcome"] == "passed"]
         problems.append(f"the untouched stubs scored {stubs['score']}, not 0: {won}")
+    problems += _stub_message_problems(stubs)
     if problems:
         session.error("; ".join(problems))
     session.log(f"solutions {solutions['percent']}%, stubs {stubs['percent']}%, under {solutions['start_methods']}")
+
+
+# Words of the hidden tests' own source: a stub's message that holds one has leaked them.
+HIDDEN_SOURCE_MARKERS = ("def test_", "student.call", "assert ", "facts[")
+
+
+def _stub_message_problems(stubs: dict) -> list[str]:
+    """Every check of an untouched stub fails, points to the TODO, has a hint and shows no hidden test source."""
+    problems = []
+    for exercise in stubs["exercises"]:
+        for test in exercise["tests"]:
+            message = test["message"] or ""
+            if test["outcome"] != "failed":
+                problems.append(f"{test['id']} on the stub: {test['outcome']}, not failed ({message[:200]})")
+            elif "TODO" not in message and "NotImplementedError" not in message:
+                problems.append(f"{test['id']} on the stub does not point to the TODO: {message[:200]}")
+            if not test["hint"]:
+                problems.append(f"{test['id']} on the stub has no hint")
+            leaked = [marker for marker in HIDDEN_SOURCE_MARKERS if marker in message]
+            if leaked:
+                problems.append(f"{test['id']}: hidden test source in the message ({leaked}): {message[:200]}")
+    return problems
 
 
 @nox.session

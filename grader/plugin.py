@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import gc
 import json
 import os
 import re
@@ -204,6 +205,9 @@ def readable_name(item: pytest.Item) -> str:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    # pytest, its plugins and the collected tests stay alive all run long: without this the
+    # collector walks them again and again while tests run (about 15% of a fixture grading's CPU).
+    gc.freeze()
     folder = session.config.getoption("kata_collected")
     if not folder:
         return

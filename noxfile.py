@@ -26,8 +26,8 @@ def _runs(version: str) -> bool:
 # attacks, bad input, faults): run them once, on the newest Python here, the
 # longest part of a CI run; so does verify, which grades every
 # reference solution under every start method. Every other Python runs the
-# grader's unit tests and the sandbox's, and grades every reference solution
-# under forkserver.
+# grader's unit tests and the sandbox's, and grades its share of the reference
+# solutions under forkserver (each solution on one older Python).
 NEWEST = next((version for version in reversed(PYTHONS) if _runs(version)), PYTHONS[-1])
 
 
@@ -39,13 +39,19 @@ def tests(session: nox.Session) -> None:
     # On the newest Python, verify grades every solution under every start method: not twice here.
     selection = ["-k", "not test_solutions_score_full_marks_under_forkserver"] if heavy else ["-m", "not heavy"]
     selection = [] if session.posargs else selection
+    env = {}
+    if not heavy and not session.posargs:
+        # Each older Python grades its own share of the solutions under forkserver (see tests/test_grading.py).
+        older = [version for version in PYTHONS if version != NEWEST]
+        env["KATA_SOLUTIONS_SHARE"] = f"{older.index(session.python)}/{len(older)}"
     # Most tests wait on grader subprocesses (and on the deadlines of mistaken
     # fixtures) rather than compute, now that a sandboxed call is a fork of a
     # zygote: many more workers than cores shorten the run (measured on 2 cores:
-    # the heavy tests took 878 s at -n 8 with half the CPU idle, 677 s at -n 16).
+    # the heavy tests took 878 s at -n 8 with half the CPU idle, 677 s at -n 16;
+    # the others run at -n 16 in the heavy session too).
     cpus = os.cpu_count() or 1
-    workers = str(min(32, 8 * cpus) if heavy else min(24, 6 * cpus))
-    session.run("python", "-m", "pytest", "-n", workers, *selection, *session.posargs)
+    workers = str(min(32, 8 * cpus))
+    session.run("python", "-m", "pytest", "-n", workers, *selection, *session.posargs, env=env)
 
 
 @nox.session

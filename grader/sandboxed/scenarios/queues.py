@@ -42,7 +42,10 @@ Evidence used, and why:
   is held, every time.
 - Late items: the queue stays empty LATE seconds after a consumer's first
   item; the later producers of collect start LATE_PRODUCER seconds after the
-  first one's None.
+  first one's None; every other producer of collect waits QUIET_START seconds
+  before its first item, as a slow start would, so that a collect that stops
+  at the first quiet moment (a get() with a timeout taken for "all done")
+  loses every collect check in every run, not only when the machine is slow.
 """
 
 from __future__ import annotations
@@ -86,6 +89,7 @@ RENDEZVOUS_WAIT = 6.0  # seconds a consumer waits at the rendezvous for the othe
 STOP_WAIT = 5.0  # seconds a process is given to end once its sentinel is on the queue
 LATE = 3.0  # seconds the queue stays empty after a consumer's first item
 LATE_PRODUCER = 2.5  # seconds the later producers of collect wait after the first one's None
+QUIET_START = 1.5  # seconds the other producers of collect wait before their first item
 BIG = 100 * 1024  # bytes in one big result: more than a pipe holds
 
 ROUND_ONE = [1, 2, 0, 3, "", 4, [], 5, 5, {}, False, 6]  # falsy items, a duplicate
@@ -435,7 +439,9 @@ def produce_big(source: tuple[int, int, int, Any, list[Any]], results: Any) -> N
     the queue (not yet in the pipe: this process ends only when they are).
     """
     index, chunks, size, put_everything, flushed = source
-    if index > 0 and not flushed[index - 1].wait(WAIT):
+    if index == 0:
+        time.sleep(QUIET_START)
+    elif not flushed[index - 1].wait(WAIT):
         return
     for sequence in range(chunks):
         results.put({"producer": index, "seq": sequence, "pid": os.getpid(), "data": _chunk(index, sequence, size)})
@@ -468,6 +474,7 @@ FALSY_ITEMS = [0, ""]  # items too, which a collector must not take for the sent
 def produce_tagged(source: tuple[str, int], results: Any) -> None:
     """Producer for collect: count items tagged with the source's name, FALSY_ITEMS after the first, then None."""
     tag, count = source
+    time.sleep(QUIET_START)
     for sequence in range(count):
         results.put({"source": tag, "seq": sequence, "pid": os.getpid()})
         if sequence == 0:
@@ -479,6 +486,7 @@ def produce_tagged(source: tuple[str, int], results: Any) -> None:
 def produce_and_linger(source: tuple[int, int, Any, Any], results: Any) -> None:
     """Producer for collect: put items (that note their arrival) and None, flush them, then stay until released."""
     index, count, flushed, release = source
+    time.sleep(QUIET_START)
     for sequence in range(count):
         results.put(Arrival(id=[index, sequence], producer=index, seq=sequence, pid=os.getpid()))
     results.put(None)

@@ -53,7 +53,7 @@ from grader.render import Place, render_check, render_text, score_line
 from grader.run import StopRequest
 from grader.sandbox import PROCESS, TIERS
 from grader.scorecard import Scorecard, write_scorecard
-from grader.state import DONE, State, file_hash, load_state, state_folder, stub_source
+from grader.state import DONE, DURATIONS_FILE, State, file_hash, load_state, state_folder, stub_source
 from grader.target import project_root
 
 EXIT_GRADED, EXIT_UNDER, EXIT_CANNOT_GRADE = 0, 1, 2
@@ -163,6 +163,7 @@ def settings_from(args: argparse.Namespace, **override: object) -> Settings:
         deadline=getattr(args, "deadline", DEFAULT_DEADLINE),
         isolation=args.isolation,
         explain=args.explain,
+        durations_file=state_folder(project_root()) / DURATIONS_FILE,
     )
     values.update(override)
     return Settings(**values)

@@ -14,6 +14,7 @@ the scorecard, built from pytest's full report, is the verdict.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import platform
@@ -28,11 +29,11 @@ from pathlib import Path
 from grader import __version__
 from grader.collect import ERROR, FAILED, PASSED, SKIPPED, TIMEOUT, ExpectedTest, collect, read_expected
 from grader.manifest import Exercise, ManifestError, Task, load_manifest
-from grader.plugin import DEFAULT_CALL_TIMEOUT, START_METHODS
+from grader.plugin import DEFAULT_CALL_TIMEOUT, START_METHODS, read_durations
 from grader.run import DEADLINE, RunSettings, StopRequest, run_hidden_tests
 from grader.sandbox import TIERS, Isolation, IsolationUnavailable, detect_isolation
 from grader.score import score_exercise, total
-from grader.scorecard import Scorecard
+from grader.scorecard import ExerciseScore, Scorecard
 from grader.target import StagedTarget, Target, TargetError, choose_target, stage
 
 DEFAULT_DEADLINE = 1800.0
@@ -56,6 +57,7 @@ class Settings:
     deadline: float = DEFAULT_DEADLINE
     isolation: str = "auto"
     explain: bool = False  # run every start method of a check even after it failed under one
+    durations_file: Path | None = None  # seconds per test, read to start the longest first, then updated
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,7 @@ def grade(
         deadline=max(0.0, settings.deadline - (time.monotonic() - clock)),  # the probe above counts too
         isolation=isolation.tier,
         every_method=settings.explain,
+        durations=settings.durations_file,
     )
     listener = on_event or (lambda event: None)
     listener(Started(plan.target, plan.start_methods, isolation.tier, plan.exercises))
@@ -229,6 +232,8 @@ def grade(
             problem = "grading was stopped before its tests ran"
         scored.append(score_exercise(exercise, own, problem))
     score, max_score, percent = total(scored)
+    if settings.durations_file is not None and output.stopped is None:
+        remember_durations(settings.durations_file, scored)
     return Scorecard(
         grader={"name": "mp-kata grader", "version": __version__},
         target={"kind": plan.target.kind, "path": str(plan.target.path)},
@@ -250,6 +255,26 @@ def grade(
         exercises=scored,
         notices=notices,
     )
+
+
+def remember_durations(path: Path, exercises: list[ExerciseScore]) -> None:
+    """Add this run's seconds per test to the file the next run orders its tests by; best effort.
+
+    Only the order of the next run depends on it, never a grade: a file that
+    cannot be read or written is replaced or left alone without a word.
+    """
+    known = read_durations(str(path))
+    known.update({test.id: test.duration for exercise in exercises for test in exercise.tests})
+    written: Path | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".durations-", delete=False) as stream:
+            written = Path(stream.name)
+            json.dump(known, stream, indent=0, sort_keys=True)
+        os.replace(written, path)  # whole or not at all, also when batch gradings write at once
+    except OSError:
+        if written is not None:
+            written.unlink(missing_ok=True)
 
 
 GRADING_ERRORS = (CannotGrade, TargetError, ManifestError)

@@ -59,6 +59,7 @@ HELP_WORKDIR = "private folder for the sandbox's copy of its harness"
 HELP_ISOLATION = "isolation tier of the sandbox: auto (the strongest that works here), namespaces, user or process"
 HELP_EVERY_METHOD = "run each test under every start method, also after it failed under one"
 HELP_PROGRESS = "file to append one JSON line to as each test ends (the grader's live progress)"
+HELP_DURATIONS = "JSON file of seconds per test from earlier runs: the longest tests start first"
 NOT_RUN = "not run: it failed under {method} already, and a check earns its points only under every start method"
 
 
@@ -72,6 +73,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--kata-isolation", default="auto", choices=("auto", *TIERS), help=HELP_ISOLATION)
     group.addoption("--kata-every-method", action="store_true", help=HELP_EVERY_METHOD)
     group.addoption("--kata-progress", help=HELP_PROGRESS)
+    group.addoption("--kata-durations", help=HELP_DURATIONS)
 
 
 _config: pytest.Config | None = None  # this process's, for the hooks that are not given it
@@ -101,6 +103,36 @@ def group_of(nodeid: str) -> str:
     return re.sub(r"\[[^\]]*\]$", "", nodeid)
 
 
+def read_durations(path: str | None) -> dict[str, float]:
+    """Seconds per test (all its start methods) from earlier runs; {} when there is no readable file."""
+    try:
+        data = json.loads(Path(path).read_text()) if path else {}
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): float(v) for k, v in data.items() if isinstance(v, (int, float)) and v >= 0}
+
+
+def run_order(tests: list[str], durations: dict[str, float]) -> list[str]:
+    """The order tests start in: the longest known first, then the unknown ones, exercises taking turns.
+
+    Longest first keeps a long test from starting last, when the others are
+    done and it runs alone. Exercises taking turns (the first test of each
+    file, then the second of each, ...) lets workers import different
+    exercises at once: a module that hangs at import holds up one worker,
+    not all of them. A test with no known duration counts as the longest.
+    """
+    rank: dict[str, int] = {}
+    seen: dict[str, int] = {}
+    for test in tests:
+        file = test.split("::", 1)[0]
+        rank[test] = seen.get(file, 0)
+        seen[file] = rank[test] + 1
+    position = {test: i for i, test in enumerate(tests)}
+    return sorted(tests, key=lambda t: (-durations.get(t, float("inf")), rank[t], position[t]))
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Every start method of one test runs on one xdist worker, one after the other in the order given.
 
@@ -111,9 +143,33 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """
     from xdist.scheduler import LoadScopeScheduling
 
+    durations = read_durations(config.getoption("kata_durations"))
+
     class OneTestAtATime(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return group_of(nodeid)
+
+        def schedule(self) -> None:
+            # The base class's first distribution, with the work queue in run_order's order.
+            if self.collection is not None or not self._check_nodes_have_same_collection():
+                return super().schedule()
+            self.collection = list(next(iter(self.registered_collections.values())))
+            units: dict[str, dict[str, bool]] = {}
+            for nodeid in self.collection:
+                units.setdefault(self._split_scope(nodeid), {})[nodeid] = False
+            for scope in run_order(list(units), durations):
+                self.workqueue[scope] = units[scope]
+            for _ in range(len(self.nodes) - len(self.workqueue)):  # more workers than tests
+                unused, _work = self.assigned_work.popitem()
+                unused.shutdown()
+            for node in self.nodes:
+                self._assign_work_unit(node)
+            for node in self.nodes:
+                self._reschedule(node)
+            if not self.workqueue:
+                for node in self.nodes:
+                    node.shutdown()
+            return None
 
         def remove_node(self, node: Any) -> str | None:
             # A worker that died (graded code can kill it) takes its test with it: that test is

@@ -64,6 +64,7 @@ class RunSettings:
     deadline: float  # seconds the whole pytest run may take
     isolation: str  # the sandbox tier every call uses (grader.sandbox.TIERS)
     every_method: bool = False  # run a test under every start method even after it failed under one
+    durations: Path | None = None  # seconds per test from earlier runs (grader.plugin's run_order)
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ def pytest_command(exercises: list[Exercise], submission: Path, workdir: Path, s
         f"--kata-isolation={settings.isolation}",
         f"--kata-progress={workdir / 'progress.jsonl'}",
         *(["--kata-every-method"] if settings.every_method else []),
+        *([f"--kata-durations={settings.durations}"] if settings.durations else []),
     ]  # fmt: skip
     if settings.workers > 0:
         # grader.plugin chooses the scheduler: the start methods of one test run in turn on one worker.

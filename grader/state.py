@@ -31,6 +31,7 @@ from grader.scorecard import Scorecard
 
 STATE_FORMAT = 1
 DONE, IN_PROGRESS, NOT_STARTED = "done", "in progress", "not started"
+DURATIONS_FILE = "durations.json"  # seconds per hidden test from the last runs: the next run's order, no grade
 
 
 def state_folder(root: Path) -> Path:

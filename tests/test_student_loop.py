@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -18,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from grader.grading import remember_durations
 from grader.manifest import load_manifest
+from grader.plugin import read_durations, run_order
 from grader.render import render_text
 from grader.scorecard import ExerciseScore, Scorecard, TaskScore
 from grader.scorecard import TestScore as CheckScore  # not a test class
@@ -343,3 +346,65 @@ def test_a_module_that_hangs_at_import_costs_its_import_budget_once_not_once_per
     waited = [test for test in tests.values() if test["duration"] >= 3]
     assert 1 <= len(waited) <= 2 * 2, [(name, test["duration"]) for name, test in tests.items()]
     assert sum(test["duration"] for test in tests.values()) < 3 * len(tests) / 2, tests
+
+
+def test_tests_start_longest_first_then_unknown_ones_with_exercises_taking_turns():
+    tests = ["a.py::t1", "a.py::t2", "a.py::t3", "b.py::t1", "b.py::t2", "c.py::t1"]
+    # Nothing known yet: the first test of each file, then the second of each, ...
+    assert run_order(tests, {}) == ["a.py::t1", "b.py::t1", "c.py::t1", "a.py::t2", "b.py::t2", "a.py::t3"]
+    # Unknown ones first (they may be long), then the known ones, the longest first.
+    known = {"a.py::t1": 0.1, "a.py::t2": 2.5, "b.py::t1": 0.7, "b.py::t2": 2.5, "c.py::t1": 0.0}
+    assert run_order(tests, known) == ["a.py::t3", "a.py::t2", "b.py::t2", "b.py::t1", "a.py::t1", "c.py::t1"]
+
+
+def test_durations_are_remembered_for_the_next_run_and_a_bad_file_is_replaced(tmp_path):
+    path = tmp_path / "state" / "durations.json"
+    assert read_durations(str(path)) == {} and read_durations(None) == {}
+    first = CheckScore("t.py::x", 1, "x", 1, 1, "passed", 1.5, "", None, "", {})
+    exercise = ExerciseScore("pool", "Pool", 1, 1, "passed", "", [], [first], 2)
+    remember_durations(path, [exercise])
+    assert read_durations(str(path)) == {"t.py::x": 1.5}
+    second = CheckScore("t.py::y", 1, "y", 1, 1, "timeout", 10.0, "", None, "", {})
+    remember_durations(path, [ExerciseScore("pool", "Pool", 1, 1, "passed", "", [], [second], 2)])
+    assert read_durations(str(path)) == {"t.py::x": 1.5, "t.py::y": 10.0}  # merged, not replaced
+    for bad in ("{not json", "[1, 2]", '{"t.py::x": "slow", "t.py::z": -1}'):
+        path.write_text(bad)
+        assert read_durations(str(path)) == {}
+        remember_durations(path, [exercise])
+        assert read_durations(str(path)) == {"t.py::x": 1.5}
+    assert [p.name for p in path.parent.iterdir()] == ["durations.json"]  # no temporary file left
+
+
+ORDER_PROBE = """
+import json, sys
+from pathlib import Path
+from grader.grading import Settings, TestEnded, grade
+events = []
+settings = Settings(target="solutions", only=("processes",), start_method="fork", workers=1,
+                    durations_file=Path(sys.argv[1]))
+grade(settings, events.append)
+print(json.dumps([e.name for e in events if isinstance(e, TestEnded)]))
+"""
+
+
+@pytest.mark.heavy  # grades a whole exercise: once, on the newest Python
+def test_a_grade_starts_the_test_that_took_longest_last_time_first(tmp_path):
+    durations = tmp_path / "durations.json"
+    hidden = ROOT / "grader" / "hidden" / "test_01_processes.py"
+    names = re.findall(r"^def (test_\w+)", hidden.read_text(), flags=re.MULTILINE)
+    known = {f"{hidden.name}::{name}": 1.0 for name in names if name != "test_target_runs_in_another_process"}
+    longest = "test_01_processes.py::test_whoami_in_a_child_process"
+    durations.write_text(json.dumps({**known, longest: 99.0}))
+    # One worker runs its tests one after the other, in the order the scheduler gives them.
+    probe = subprocess.run(
+        [sys.executable, "-c", ORDER_PROBE, str(durations)], cwd=ROOT, env=grader_environment(tmp_path),
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert probe.returncode == 0, probe.stderr
+    ended = json.loads(probe.stdout)
+    # The test with no duration yet first (it may be long), then the one that took longest.
+    assert len(ended) == len(names) == 10, ended
+    assert ended[0] == "start_worker runs the target in a new, started process", ended
+    assert ended[1].startswith("whoami in a child"), ended
+    remembered = json.loads(durations.read_text())
+    assert len(remembered) == 10 and remembered[longest] < 99.0, remembered

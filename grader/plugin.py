@@ -320,6 +320,19 @@ def call_budget(declared: float | None, call_timeout: float) -> float:
     return declared * max(1.0, call_timeout / DEFAULT_CALL_TIMEOUT)
 
 
+IMPORT_FLOOR = 3.0  # seconds no import budget goes below: an honest import on a loaded machine takes well under 1 s
+
+
+def import_budget(call_timeout: float) -> float:
+    """Seconds the import of the graded module may take: half a call's, but never below IMPORT_FLOOR.
+
+    An honest module imports in milliseconds (multiprocessing is imported
+    before the call), so a module that hangs at import is told after 5 s by
+    default, not 10; a short --call-timeout is not cut below the floor.
+    """
+    return min(call_timeout, max(IMPORT_FLOOR, call_timeout / 2))
+
+
 def cannot_be_pickled(error: dict[str, Any]) -> bool:
     """Whether an error fact says that something could not be pickled to reach another process.
 
@@ -441,7 +454,7 @@ class GradedModule:
             args=list(args),
             start_method=self.start_method,
             timeout=call_budget(timeout, self.timeout),
-            import_timeout=self.timeout,  # a long scenario's budget is not the import's
+            import_timeout=import_budget(self.timeout),  # a long scenario's budget is not the import's
         )
 
     def call(self, scenario: str, *args: Any, timeout: float | None = None) -> Any:

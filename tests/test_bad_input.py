@@ -316,7 +316,7 @@ time.sleep(3600)
 
 
 def test_an_import_that_hangs_is_a_timeout_of_the_call_timeout_and_nothing_is_left(grade, make_submission, tmp_path):
-    # One hidden test gives its scenario 40 s: the import still gets only --call-timeout.
+    # One hidden test gives its scenario 40 s: the import still gets only its own budget (here --call-timeout).
     submission = make_submission(files={"01_processes/processes.py": HANGS_AT_IMPORT}, only=["processes", "pool"])
     started = time.monotonic()
     graded = grade(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from grader.plugin import DEFAULT_CALL_TIMEOUT, call_budget
+from grader.plugin import DEFAULT_CALL_TIMEOUT, IMPORT_FLOOR, call_budget, import_budget
 from grader.run import RunSettings, pytest_command
 
 
@@ -20,6 +20,19 @@ from grader.run import RunSettings, pytest_command
 )
 def test_a_long_scenario_keeps_its_budget_and_grows_with_call_timeout(declared, call_timeout, budget):
     assert call_budget(declared, call_timeout) == budget
+
+
+@pytest.mark.parametrize(
+    ("call_timeout", "budget"),
+    [
+        (DEFAULT_CALL_TIMEOUT, DEFAULT_CALL_TIMEOUT / 2),  # a hang at import is told after half a call's budget
+        (40.0, 20.0),
+        (4.0, IMPORT_FLOOR),  # never below the floor
+        (2.0, 2.0),  # nor above the call's own budget
+    ],
+)
+def test_the_import_gets_half_a_calls_budget_within_bounds(call_timeout, budget):
+    assert import_budget(call_timeout) == budget
 
 
 def test_the_backstop_outlasts_the_longest_budget(tmp_path):

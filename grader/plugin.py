@@ -39,7 +39,7 @@ from typing import Any, NoReturn
 import pytest
 
 from grader.manifest import Exercise, load_manifest
-from grader.protocol import CRASHED, INVALID, RAISED, RETURNED, TIMEOUT, CallResult, ErrorInfo, Limits, cut
+from grader.protocol import CRASHED, GAVE_UP, INVALID, RAISED, RETURNED, TIMEOUT, CallResult, ErrorInfo, Limits, cut
 from grader.sandbox import NAMESPACES, PROCESS, TIERS, Isolation, Sandbox, detect_isolation, reserve_uid, stage_harness
 from grader.target import NOT_STAGED  # what the stand-in for a file that staging refused raises
 
@@ -461,7 +461,10 @@ class GradedModule:
         """Run a scenario and return its value; fail the test with a clear message otherwise."""
         result = self.run(scenario, *args, timeout=timeout)
         if result.status == RETURNED:
-            return result.value
+            value = result.value
+            if isinstance(value, dict) and isinstance(value.get(GAVE_UP), dict):
+                self.returned(value[GAVE_UP], str(value.get("function")))  # a stuck call: fails as a timeout
+            return value
         self.reject(result)
 
     def reject(self, result: CallResult) -> NoReturn:

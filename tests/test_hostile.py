@@ -298,7 +298,10 @@ def test_an_infinite_loop_and_a_missing_sentinel_time_out(grade, make_submission
     graded = grade_hostile(grade, submission, tier, "--call-timeout", str(HANG_TIMEOUT), "-n", "2")
     assert_honest(graded, "processes", {name: "timeout" for name in TASK1 + TASK3})
     for name in TASK1 + TASK3:
-        assert f"did not finish within {HANG_TIMEOUT} s" in message(graded, "processes", name)
+        # The scenario gives up on a call stuck before its first process (or a whoami that does not answer at
+        # once) after 3 s; should the machine be slow enough, the sandbox's deadline ends it first.
+        said = message(graded, "processes", name)
+        assert "had not returned after" in said or f"did not finish within {HANG_TIMEOUT} s" in said, said
     if tier == "process":  # the loops and the consumers ran (elsewhere their pid files cannot be written)
         assert len(recorded_pids(scene.pids)) >= 4
     assert_nothing_left(scene, tier)

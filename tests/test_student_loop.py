@@ -408,3 +408,26 @@ def test_a_grade_starts_the_test_that_took_longest_last_time_first(tmp_path):
     assert ended[1].startswith("whoami in a child"), ended
     remembered = json.loads(durations.read_text())
     assert len(remembered) == 10 and remembered[longest] < 99.0, remembered
+
+
+SPINNING_FUNCTIONS = """
+def _spin(*args, **kwargs):
+    while True:
+        pass
+
+
+start_worker = run_all = whoami = _spin
+"""
+
+
+@pytest.mark.heavy
+def test_functions_stuck_before_their_first_process_are_told_in_seconds_not_after_the_budget(grade, make_submission):
+    submission = make_submission(files={"01_processes/processes.py": SPINNING_FUNCTIONS}, only=["processes"])
+    graded = grade("--submission", str(submission), "--only", "processes", "--start-method", "fork", "-n", "2")
+    tests = graded.tests("processes")
+    assert len(tests) == 10 and {test["outcome"] for test in tests.values()} == {"timeout"}, tests
+    for name, test in tests.items():
+        # The scenario's own early end (START_WITHIN, QUICK_WITHIN: 3 s), not the sandbox's 10-s deadline.
+        assert "had not returned after" in test["message"], (name, test["message"])
+        assert "did not finish within" not in test["message"], (name, test["message"])
+        assert "busy, using the CPU" in test["message"], (name, test["message"])

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from grader.protocol import BUSY_CPU
+from grader.protocol import BUSY_CPU, GAVE_UP
 
 # How deep plain() follows containers: deep enough for any result an exercise
 # returns, shallow enough that a self-referencing list cannot recurse forever.
@@ -55,6 +55,11 @@ AFTER_RELEASE = 8.0
 HUNG = "hung"
 RETURNED = "returned"
 RAISED = "raised"
+# A function whose work is all in the processes it starts enters Process.start() at once; one that has not
+# after this many seconds is stuck before it, whatever the machine's load (a loop that never ends, a wait).
+START_WITHIN = 3.0
+# A function that only looks something up (whoami) returns at once: after this many seconds it is stuck.
+QUICK_WITHIN = 3.0
 
 _KIT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _LIBRARY_DIRS = tuple(
@@ -314,14 +319,96 @@ def call_with_deadline(
     return wait(deadline, 0.0)
 
 
+class StuckCall(Exception):
+    """Raised by a scenario to end at once: the graded call it made is stuck (the runner reports it as data)."""
+
+    def __init__(self, call: Called, function: str) -> None:
+        super().__init__(f"{function}() is stuck")
+        self.call = call
+        self.function = function
+
+    def reply(self) -> dict[str, Any]:
+        """What the scenario returns instead: the hidden test fails it as a timeout, in words."""
+        return {GAVE_UP: self.call.facts(), "function": self.function}
+
+
+@contextlib.contextmanager
+def start_entered() -> Iterator[Callable[[], bool]]:
+    """While active, whether any Process.start() of this process has been entered (a pool's workers too)."""
+    original = multiprocessing.process.BaseProcess.start
+    entered: list[float] = []
+
+    def start(self: multiprocessing.process.BaseProcess) -> None:
+        if not entered:
+            entered.append(time.monotonic())
+        original(self)
+
+    multiprocessing.process.BaseProcess.start = start  # type: ignore[method-assign]
+    try:
+        yield lambda: bool(entered)
+    finally:
+        multiprocessing.process.BaseProcess.start = original  # type: ignore[method-assign]
+
+
+def call_starting_processes(name: str, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """function(*args, **kwargs) for a function whose work is in the processes it starts; its value.
+
+    name: the function's name in the exercise, for the message.
+
+    It raises what the function raised. A call that has entered no
+    Process.start() after START_WITHIN seconds is stuck before its first
+    process: StuckCall ends the scenario then, instead of the sandbox's whole
+    budget later. Once it has started one, it may take as long as the budget.
+    """
+    begun = time.monotonic()
+    with start_entered() as started:
+        hopeful = lambda: started() or time.monotonic() - begun < START_WITHIN  # noqa: E731
+        call = call_with_deadline(function, *args, deadline=3600.0, hopeful=hopeful, **kwargs)
+    if call.outcome == HUNG:
+        call.deadline = round(time.monotonic() - begun, 1)  # how long it was given, for the message
+    return _value_of(call, name)
+
+
+def call_quick(name: str, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """function(*args, **kwargs) for a function that returns at once; its value, or StuckCall after QUICK_WITHIN s."""
+    return _value_of(call_with_deadline(function, *args, deadline=QUICK_WITHIN, **kwargs), name)
+
+
+def _value_of(call: Called, name: str) -> Any:
+    if call.outcome == HUNG:
+        raise StuckCall(call, name)
+    if call.outcome == RAISED:
+        assert call.error is not None
+        raise call.error
+    return call.value
+
+
 def _thread_cpu_seconds(thread: threading.Thread) -> float | None:
     """CPU time a thread of this process has used (user and system), from /proc; None where it cannot be read."""
+    return _cpu_seconds(f"/proc/self/task/{thread.native_id}/stat")
+
+
+def process_cpu_seconds(pid: int | None) -> float | None:
+    """CPU time a process has used (user and system, all its threads), from /proc; None where it cannot be read."""
+    return _cpu_seconds(f"/proc/{pid}/stat")
+
+
+def _cpu_seconds(stat: str) -> float | None:
     try:
-        with open(f"/proc/self/task/{thread.native_id}/stat") as stream:
+        with open(stat) as stream:
             fields = stream.read().rpartition(")")[2].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, TypeError):
         return None
+
+
+def busy_between(before: float | None, after: float | None) -> bool | None:
+    """Whether CPU seconds read before and after a wait show a process that kept computing (None: unknown)."""
+    if before is None or after is None:
+        return None
+    # A blocked process uses no CPU at all; a loop that never ends uses all it gets, which on a machine
+    # loaded many times over is still more than these two clock ticks.
+    return (after - before) >= BUSY_CPU
 
 
 def _frame_of(thread: threading.Thread) -> Any:
@@ -365,12 +452,7 @@ def stuck_at(thread: threading.Thread, seconds: float, cpu_at_start: float | Non
             calls.append(step.f_code.co_name)
             step = step.f_back
         waiting_in = calls[-1] if calls else None
-    cpu_now = _thread_cpu_seconds(thread)
-    busy = None
-    if cpu_now is not None and cpu_at_start is not None and seconds > 0:
-        # A blocked thread uses no CPU at all; a loop that never ends uses all it gets, which on a machine
-        # loaded many times over is still more than these two clock ticks.
-        busy = (cpu_now - cpu_at_start) >= BUSY_CPU
+    busy = busy_between(cpu_at_start, _thread_cpu_seconds(thread)) if seconds > 0 else None
     return {"where": where, "waiting_in": waiting_in, "busy": busy}
 
 

@@ -33,13 +33,22 @@ from typing import Any
 
 from grader.sandboxed.scenarios.kit import (
     HUNG,
+    QUICK_WITHIN,
+    START_WITHIN,
+    Called,
+    StuckCall,
+    busy_between,
+    call_quick,
+    call_starting_processes,
     call_with_deadline,
     identity,
     new_spans,
     plain,
+    process_cpu_seconds,
     receive,
     span_ended,
     span_started,
+    start_entered,
     timeline_facts,
 )
 
@@ -68,9 +77,12 @@ def start_worker_identity(module: ModuleType, with_options: bool = True) -> dict
     results = multiprocessing.Queue()
     target = functools.partial(report_identity, results)
     if with_options:
-        returned = module.start_worker(target, args=("from-args",), kwargs={"tag": "from-kwargs"}, name="kata-worker")
+        returned = call_starting_processes(
+            "start_worker", module.start_worker, target, args=("from-args",), kwargs={"tag": "from-kwargs"},
+            name="kata-worker",
+        )  # fmt: skip
     else:  # kwargs and name left to their defaults
-        returned = module.start_worker(target, ("from-args",))
+        returned = call_starting_processes("start_worker", module.start_worker, target, ("from-args",))
     is_process = isinstance(returned, multiprocessing.process.BaseProcess)
     facts: dict[str, Any] = {
         "caller_pid": os.getpid(),
@@ -102,13 +114,18 @@ def start_worker_returns_at_once(module: ModuleType) -> dict[str, Any]:
     """start_worker with a target that keeps running until the scenario has the process back."""
     release = multiprocessing.Event()
     results = multiprocessing.Queue()
-    call = call_with_deadline(module.start_worker, wait_for_release, (release, results), deadline=HOLD_WAIT)
-    facts: dict[str, Any] = {"outcome": call.outcome, "call": call.facts()}
-    if call.outcome == HUNG:
-        # Waiting for its process, or stuck for another reason? Let the process end and see.
-        release.set()
-        call = call.wait_longer(WAIT)
-        facts["after_release"] = call.facts()
+    with start_entered() as started:
+        call = call_with_deadline(module.start_worker, wait_for_release, (release, results), deadline=HOLD_WAIT)
+        facts: dict[str, Any] = {"outcome": call.outcome, "call": call.facts()}
+        if call.outcome == HUNG:
+            # Waiting for its process, or stuck for another reason? Let the process end and see.
+            release.set()
+            # One that has not even started a process yet only waited on the target it called itself (then it
+            # returns now) or is stuck before start() (then it never will): it gets seconds, not the budget.
+            call = call.wait_longer(WAIT if started() else START_WITHIN)
+            if call.outcome == HUNG and not started():
+                raise StuckCall(call, "start_worker")
+            facts["after_release"] = call.facts()
     returned = call.value
     is_process = isinstance(returned, multiprocessing.process.BaseProcess)
     facts["is_process"] = is_process
@@ -134,7 +151,7 @@ def report_plainly(results: Any) -> None:
 def start_worker_defaults(module: ModuleType) -> dict[str, Any]:
     """start_worker(target, args) with no kwargs and no name: Python names the process."""
     results = multiprocessing.Queue()
-    returned = module.start_worker(report_plainly, (results,))
+    returned = call_starting_processes("start_worker", module.start_worker, report_plainly, (results,))
     is_process = isinstance(returned, multiprocessing.process.BaseProcess)
     facts: dict[str, Any] = {"caller_pid": os.getpid(), "is_process": is_process}
     facts["report"] = receive(results, WAIT if is_process else 0.5, alive=returned.is_alive if is_process else None)
@@ -168,7 +185,8 @@ def run_all_together(module: ModuleType, count: int) -> dict[str, Any]:
     pids = multiprocessing.Array("i", count)
     spans = new_spans(count)
     origin = time.monotonic()
-    codes = module.run_all(meet_at_barrier, [(barrier, met, pids, spans, i) for i in range(count)])
+    jobs = [(barrier, met, pids, spans, i) for i in range(count)]
+    codes = call_starting_processes("run_all", module.run_all, meet_at_barrier, jobs)
     return {
         "exit_codes": _plain_list(codes),
         "met": list(met),
@@ -191,7 +209,9 @@ def run_all_waits(module: ModuleType, count: int, delay: float) -> dict[str, Any
     done = multiprocessing.Array("i", count)
     pids = multiprocessing.Array("i", count)
     started = time.monotonic()
-    codes = module.run_all(finish_later, [(done, pids, i, delay) for i in range(count)])
+    codes = call_starting_processes(
+        "run_all", module.run_all, finish_later, [(done, pids, i, delay) for i in range(count)]
+    )
     elapsed = time.monotonic() - started
     # What the caller could see the moment run_all returned:
     return {
@@ -226,7 +246,7 @@ def run_all_exit_codes(module: ModuleType, codes: list[int]) -> dict[str, Any]:
     pids = multiprocessing.Array("i", len(codes))
     last = len(codes) - 1
     jobs = [(code, pids, i, EXIT_AFTER + STAGGER * (last - i)) for i, code in enumerate(codes)]
-    result = module.run_all(exit_with, jobs)
+    result = call_starting_processes("run_all", module.run_all, exit_with, jobs)
     return {"exit_codes": _plain_list(result), "pids": list(pids), "caller_pid": os.getpid()}
 
 
@@ -238,10 +258,10 @@ def run_all_any_iterable(module: ModuleType, codes: list[int]) -> dict[str, Any]
     """run_all given a generator, then an empty list, then the same jobs again, in one process."""
     pids = multiprocessing.Array("i", len(codes))
     jobs = [(code, pids, i) for i, code in enumerate(codes)]
-    first = module.run_all(exit_with, _generated(jobs))
+    first = call_starting_processes("run_all", module.run_all, exit_with, _generated(jobs))
     first_pids = list(pids)
-    empty = module.run_all(exit_with, [])
-    again = module.run_all(exit_with, list(jobs))
+    empty = call_starting_processes("run_all", module.run_all, exit_with, [])
+    again = call_starting_processes("run_all", module.run_all, exit_with, list(jobs))
     return {
         "from_generator": _plain_list(first),
         "generator_pids": first_pids,
@@ -253,13 +273,16 @@ def run_all_any_iterable(module: ModuleType, codes: list[int]) -> dict[str, Any]
 
 
 def whoami_here(module: ModuleType) -> dict[str, Any]:
-    return {"answer": _plain_dict(module.whoami()), "pid": os.getpid(), "name": multiprocessing.current_process().name}
+    answer = call_quick("whoami", module.whoami)
+    return {"answer": _plain_dict(answer), "pid": os.getpid(), "name": multiprocessing.current_process().name}
 
 
 def report_whoami(results: Any, module_name: str) -> None:
     """Child target: ask the graded module who this process is."""
     try:
-        results.put(("ok", _plain_dict(importlib.import_module(module_name).whoami())))
+        whoami = importlib.import_module(module_name).whoami
+        results.put(("asking", None))  # from here on, whoami has QUICK_WITHIN seconds to answer
+        results.put(("ok", _plain_dict(whoami())))
     except BaseException as exc:  # the error is the fact to report
         results.put(("raised", f"{type(exc).__name__}: {exc}"))
 
@@ -269,6 +292,15 @@ def _ask_child(context: Any, module_name: str, name: str) -> dict[str, Any]:
     child = context.Process(target=report_whoami, args=(results, module_name), name=name)
     child.start()
     answer = receive(results, WAIT, alive=child.is_alive)
+    if answer is not None and answer[0] == "asking":
+        cpu_before = process_cpu_seconds(child.pid)
+        answer = receive(results, QUICK_WITHIN, alive=child.is_alive)
+        if answer is None and child.is_alive():
+            busy = busy_between(cpu_before, process_cpu_seconds(child.pid))
+            child.kill()
+            child.join(WAIT)
+            stuck = {"where": None, "waiting_in": None, "busy": busy}
+            raise StuckCall(Called(HUNG, deadline=QUICK_WITHIN, stuck=stuck), "whoami")
     child.join(WAIT)
     kind, value = answer if answer is not None else ("silent", None)
     return {"kind": kind, "answer": value, "child_pid": child.pid, "name": name}

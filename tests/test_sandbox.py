@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -362,3 +364,18 @@ def test_a_stack_dump_that_is_missing_or_cut_says_nothing_rather_than_fail(tmp_p
     stderr.write_bytes(b"mine\n" + b"Current thread 0x00ab (most recent call first):\n")
     assert split_stack_dump(stderr)[0] == "mine\n"
     assert split_stack_dump(tmp_path / "missing") == ("", "")
+
+
+def test_the_staged_harness_carries_its_byte_code_for_this_python_only(tmp_path):
+    staged = stage_harness(tmp_path / "harness") / "grader"
+    tag = sys.implementation.cache_tag
+    for module in ("protocol", "sandboxed/runner", "sandboxed/zygote", "sandboxed/scenarios/kit"):
+        folder, _, name = f"{staged}/{module}".rpartition("/")
+        assert (Path(folder) / "__pycache__" / f"{name}.{tag}.pyc").is_file(), module
+    others = [p.name for p in staged.rglob("*.pyc") if f".{tag}." not in p.name]
+    assert others == []
+    # Valid byte code: Python loads it as it is; stale byte code would be compiled again and rewritten.
+    before = {path: path.stat().st_mtime_ns for path in staged.rglob("*.pyc")}
+    importing = f"import sys; sys.path.insert(0, {str(staged.parent)!r}); import grader.sandboxed.scenarios.kit"
+    subprocess.run([sys.executable, "-I", "-S", "-c", importing], check=True, timeout=60)
+    assert {path: path.stat().st_mtime_ns for path in staged.rglob("*.pyc")} == before

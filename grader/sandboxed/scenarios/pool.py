@@ -64,6 +64,7 @@ from grader.sandboxed.scenarios.kit import (
     is_running,
     plain,
     type_name,
+    wait_until,
 )
 
 WAIT = 20.0  # seconds a blocking call may wait when nothing is wrong: long, a loaded machine is slow
@@ -313,11 +314,54 @@ def held(folder: str, count: int, func: Callable[[Any], Any], x: Any) -> Any:
     return func(x)
 
 
-def fail_on_two(x: int) -> int:
-    """Pool task: raise for 2, naming the process it ran in."""
+def fail_on_two(folder: str, x: int) -> int:
+    """Pool task: raise for 2, naming the process it ran in, once the caller has asked for results (see _asking).
+
+    A parallel_map that asks for its results only after its with block has
+    stopped the pool must lose them every time, not only when the scheduler
+    is slow: the failing task waits for the ask, and the pool is stopped first.
+    """
     if x == 2:
+        wait_until(lambda: os.path.exists(os.path.join(folder, ASKED)), ASK_WAIT)
         raise ValueError(f"item 2 is bad (raised in process {os.getpid()})")
     return x * 10
+
+
+ASKED = "asked"  # file a caller's first ask for a pool's results creates (see _asking)
+# Seconds a task waits for that ask: a way of asking _asking does not see (concurrent.futures.as_completed,
+# polling ready()) costs this much once; a pool stopped right after it was given the work is stopped long before.
+ASK_WAIT = 2.0
+
+
+@contextlib.contextmanager
+def _asking(folder: str) -> Iterator[None]:
+    """While active, asking for a pool's results in this process (get, wait, next, result) creates folder/ASKED."""
+    flag = os.path.join(folder, ASKED)
+    patched = [
+        (multiprocessing.pool.ApplyResult, "get"),
+        (multiprocessing.pool.ApplyResult, "wait"),
+        (multiprocessing.pool.IMapIterator, "next"),
+        (multiprocessing.pool.IMapIterator, "__next__"),
+        (concurrent.futures.Future, "result"),
+        (concurrent.futures.Future, "exception"),
+    ]
+    saved = [(owner, name, owner.__dict__[name]) for owner, name in patched]
+
+    def noting(original: Callable[..., Any]) -> Callable[..., Any]:
+        def asked(*args: Any, **kwargs: Any) -> Any:
+            if not os.path.exists(flag):
+                _touch(flag)
+            return original(*args, **kwargs)
+
+        return asked
+
+    for owner, name, original in saved:
+        setattr(owner, name, noting(original))
+    try:
+        yield
+    finally:
+        for owner, name, original in saved:
+            setattr(owner, name, original)
 
 
 def big_result(x: int) -> str:
@@ -431,7 +475,8 @@ def map_then_look_around(module: ModuleType, processes: int, count: int) -> dict
 
 def map_that_raises(module: ModuleType, processes: int) -> dict[str, Any]:
     """parallel_map of a function that raises for one item: what reached the caller, and what still runs."""
-    return _watched_call(module.parallel_map, fail_on_two, [0, 1, 2, 3], processes)
+    with tempfile.TemporaryDirectory() as folder, _asking(folder):
+        return _watched_call(module.parallel_map, functools.partial(fail_on_two, folder), [0, 1, 2, 3], processes)
 
 
 def _generated(values: list[Any]) -> Iterator[Any]:

@@ -1,12 +1,17 @@
 """What the student's loop costs, in seconds of waiting: this checkout, and optionally an earlier one, side by side.
 
-    python benchmarks/student_loop.py [--before PATH] [--repeat N] [--cases 1,2,3] [--json FILE]
+    python benchmarks/student_loop.py [--before PATH] [--repeat N] [--cases 1,2,3] [--cold] [--json FILE]
 
 Cases (each graded as a student would, with the default number of workers):
 
 - exercise 1, correct, under fork; and under all three start methods;
 - exercise 1 with every function hanging (a loop that never ends), all methods;
 - every exercise's module hanging at import, all methods, all twelve exercises.
+
+By default each case is first run once, unmeasured, per checkout: the grader
+keeps how long each check took (its state folder's durations.json) and the
+next run starts the longest first, as a student's next check would. --cold
+gives every run an empty state folder instead: a first run.
 
 --before PATH: a checkout of an earlier version of this project (for example
 ``git worktree add /tmp/before <commit>``); each case then runs there too,
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -68,12 +74,17 @@ def cases(folders: dict[str, Path]) -> list[tuple[str, list[str]]]:
     ]
 
 
-def timed(checkout: Path, options: list[str]) -> float:
-    """Seconds of one grading, as the student waits for it (the process from start to end)."""
+def timed(checkout: Path, options: list[str], state: Path) -> float:
+    """Seconds of one grading, as the student waits for it (the process from start to end).
+
+    state: the grader's state folder for this run (its durations.json orders the tests).
+    """
+    state.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "grader", "grade", "-q", *options],
         cwd=checkout,
+        env={**os.environ, "KATA_STATE_DIR": str(state)},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -89,6 +100,10 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs per case and checkout (default: 1)")
     parser.add_argument("--json", type=Path, help="also write the table as JSON to this file")
     parser.add_argument("--cases", help="which cases to run, by number from 1, comma-separated (default: all)")
+    parser.add_argument(
+        "--cold", action="store_true", help="every run starts with no durations known (a first run); by default "
+        "each case is run once, unmeasured, first, as a student's earlier check would have"
+    )  # fmt: skip
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="kata-loop-bench-"))
     rows = []
@@ -98,10 +113,15 @@ def main() -> int:
             if chosen is not None and number not in chosen:
                 continue
             row = {"case": name, "now": [], "before": []}
-            for _ in range(args.repeat):
-                row["now"].append(timed(ROOT, options))
-                if args.before:
-                    row["before"].append(timed(args.before, options))
+            checkouts = {"now": ROOT, **({"before": args.before} if args.before else {})}
+            states = {label: folder / f"state-{number}-{label}" for label in checkouts}
+            if not args.cold:  # the run before: it leaves the durations the measured runs start from
+                for label, checkout in checkouts.items():
+                    timed(checkout, options, states[label])
+            for run in range(args.repeat):
+                for label, checkout in checkouts.items():
+                    state = folder / f"cold-{number}-{label}-{run}" if args.cold else states[label]
+                    row[label].append(timed(checkout, options, state))
             rows.append(row)
             now = statistics.median(row["now"])
             before = f"{statistics.median(row['before']):9.1f}" if row["before"] else f"{'-':>9}"

@@ -336,11 +336,10 @@ class StuckCall(Exception):
 def start_entered() -> Iterator[Callable[[], bool]]:
     """While active, whether any Process.start() of this process has been entered (a pool's workers too)."""
     original = multiprocessing.process.BaseProcess.start
-    entered: list[float] = []
+    entered: list[bool] = []
 
     def start(self: multiprocessing.process.BaseProcess) -> None:
-        if not entered:
-            entered.append(time.monotonic())
+        entered.append(True)
         original(self)
 
     multiprocessing.process.BaseProcess.start = start  # type: ignore[method-assign]
@@ -353,20 +352,31 @@ def start_entered() -> Iterator[Callable[[], bool]]:
 def call_starting_processes(name: str, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     """function(*args, **kwargs) for a function whose work is in the processes it starts; its value.
 
-    name: the function's name in the exercise, for the message.
+    name: the function's name in the exercise, for the message. It raises what
+    the function raised, and StuckCall for a call stuck before its first
+    process (see run_starting_processes).
+    """
+    return run_starting_processes(name, function, *args, **kwargs).value
 
-    It raises what the function raised. A call that has entered no
-    Process.start() after START_WITHIN seconds is stuck before its first
-    process: StuckCall ends the scenario then, instead of the sandbox's whole
-    budget later. Once it has started one, it may take as long as the budget.
+
+def run_starting_processes(
+    name: str, function: Callable[..., Any], /, *args: Any, after: Callable[[], Any] | None = None, **kwargs: Any
+) -> Called:
+    """The call of function(*args, **kwargs), returned (after(): what was seen the moment it returned, in its thread).
+
+    A call that has entered no Process.start() after START_WITHIN seconds is
+    stuck before its first process: StuckCall ends the scenario then,
+    instead of the sandbox's whole budget later. Once it has started one, it
+    may take as long as the budget. What the function raised is raised.
     """
     begun = time.monotonic()
     with start_entered() as started:
         hopeful = lambda: started() or time.monotonic() - begun < START_WITHIN  # noqa: E731
-        call = call_with_deadline(function, *args, deadline=3600.0, hopeful=hopeful, **kwargs)
+        call = call_with_deadline(function, *args, deadline=3600.0, after=after, hopeful=hopeful, **kwargs)
     if call.outcome == HUNG:
         call.deadline = round(time.monotonic() - begun, 1)  # how long it was given, for the message
-    return _value_of(call, name)
+    _value_of(call, name)
+    return call
 
 
 def call_quick(name: str, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:

@@ -46,6 +46,7 @@ from grader.sandboxed.scenarios.kit import (
     plain,
     process_cpu_seconds,
     receive,
+    run_starting_processes,
     span_ended,
     span_started,
     start_entered,
@@ -208,17 +209,17 @@ def finish_later(done: Any, pids: Any, index: int, delay: float) -> None:
 def run_all_waits(module: ModuleType, count: int, delay: float) -> dict[str, Any]:
     done = multiprocessing.Array("i", count)
     pids = multiprocessing.Array("i", count)
-    started = time.monotonic()
-    codes = call_starting_processes(
-        "run_all", module.run_all, finish_later, [(done, pids, i, delay) for i in range(count)]
-    )
-    elapsed = time.monotonic() - started
-    # What the caller could see the moment run_all returned:
+
+    def seen() -> dict[str, Any]:  # what the caller could see the moment run_all returned, in its thread
+        return {"done": list(done), "left_running": len(multiprocessing.active_children())}
+
+    jobs = [(done, pids, i, delay) for i in range(count)]
+    call = run_starting_processes("run_all", module.run_all, finish_later, jobs, after=seen)
     return {
-        "exit_codes": _plain_list(codes),
-        "done": list(done),
-        "elapsed": elapsed,
-        "left_running": len(multiprocessing.active_children()),
+        "exit_codes": _plain_list(call.value),
+        "done": call.after["done"],
+        "elapsed": call.seconds,
+        "left_running": call.after["left_running"],
         "pids": list(pids),
         "caller_pid": os.getpid(),
     }

@@ -60,6 +60,22 @@ def hidden_tests_of_task(exercise_id: str, task: int) -> tuple[str, ...]:
     return tuple(found)
 
 
+def start_last(state_dir: Path, exercise_ids: list[str]) -> None:
+    """Make a grading whose state folder is state_dir start these exercises' tests after every other one.
+
+    The grader starts the tests with no known duration first (durations.json):
+    these get one of 0 s, so the other exercises' tests all start before them.
+    """
+    durations = {}
+    for exercise_id in exercise_ids:
+        hidden = load_manifest().exercise(exercise_id).hidden_tests
+        for node in ast.parse(hidden.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                durations[f"{hidden.name}::{node.name}"] = 0.0
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / "durations.json").write_text(json.dumps(durations))
+
+
 def only_options(exercise_ids: list[str]) -> list[str]:
     """The grader's options that grade just these exercises."""
     return [option for exercise_id in exercise_ids for option in ("--only", exercise_id)]

@@ -22,7 +22,17 @@ from grader.collect import ExpectedTest, collect
 from grader.scorecard import ExerciseScore, Scorecard, TaskScore, write_scorecard
 from grader.scorecard import TestScore as ScoredTest  # not collected as a test class
 
-from .conftest import ROOT, TIERS_HERE, Graded, grader_environment, leftovers, living, recorded_pids, validate_scorecard
+from .conftest import (
+    ROOT,
+    TIERS_HERE,
+    Graded,
+    grader_environment,
+    leftovers,
+    living,
+    recorded_pids,
+    start_last,
+    validate_scorecard,
+)
 
 # Slow: `nox -s tests` runs these on the newest installed Python only (see the noxfile).
 pytestmark = pytest.mark.heavy
@@ -386,12 +396,13 @@ def test_a_signal_stops_everything_and_still_writes_an_incomplete_scorecard(
 ):
     number = signal.Signals[signal_name]
     submission, marker = hanging_pool_submission(make_submission, tmp_path)
+    start_last(tmp_path / "kata-state", ["pool"])
     run = start_run(
         "--submission", str(submission), "--only", "processes", "--only", "pool", "--start-method", "fork",
         "-n", "2", "--call-timeout", "120", "--isolation", tier,
     )  # fmt: skip
-    # xdist gives each worker a contiguous half: exercise 1 (solved) runs first on one
-    # of them, so once both hang in exercise 2, every test of exercise 1 has finished.
+    # Exercise 1 (solved) starts first (start_last), so once both workers hang in exercise 2,
+    # every test of exercise 1 has finished.
     run.wait_for("two hanging sandboxes", lambda: len(marked_processes(marker)) >= 2)
     # pytest, 2 workers, 2 sandboxes, their 2 children and 2 marked programs at least
     assert run.saw(marker) >= 2 and len(run.seen) >= 9, f"saw {len(run.seen)} processes"

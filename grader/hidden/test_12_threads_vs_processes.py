@@ -22,10 +22,14 @@ ORDER_ITEMS = 4
 EDGE_WORKERS = 2
 CPU_TASKS, CPU_BUSY = 2, 0.3
 TIMED_ITEMS = 3
-# Two processes computing at once see each other's counter move hundreds of times a millisecond
-# (the tasks go on until they have); threads holding the GIL in turn see it a few times at most,
-# as one starts or ends, and tasks run one after another never do.
-MIN_SEEN = 200
+# Times a task must see another's counter move between two of its own steps less than 0.2 ms apart:
+# only a process computing on another CPU at that moment can move it (one paused for the other on the
+# same CPU is away a whole time slice, a millisecond or more). Two processes computing at once on a quiet
+# machine see it hundreds of times a millisecond; on one loaded twenty times over they share the CPUs
+# so rarely that a CI run saw 39 in the tasks' 8 s (with 200 asked for, a correct solution failed).
+# Threads never get this far (their results name the caller's process), nor do tasks run in turn
+# (they never meet).
+MIN_SEEN = 5
 # Clock readings in different places and processes: perf_counter, monotonic and time may differ by a hair.
 CLOCK_SLACK = 0.02
 OTHER_KINDS = ["gpu", "IO", "Cpu", "", None, " io", "thread"]

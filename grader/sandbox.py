@@ -323,7 +323,14 @@ def stage_harness(destination: Path) -> Path:
 
 
 def _other_pythons_byte_code(folder: str, names: list[str]) -> list[str]:
-    return [name for name in names if name.endswith(".pyc") and f".{sys.implementation.cache_tag}." not in name]
+    """In a __pycache__ folder, everything but this Python's finished byte code.
+
+    Another worker may be compiling at the same moment: its temporary files
+    (name.cpython-311.pyc.NNN) vanish when renamed, so they are never copied.
+    """
+    if os.path.basename(folder) != "__pycache__":
+        return []
+    return [name for name in names if not name.endswith(f".{sys.implementation.cache_tag}.pyc")]
 
 
 def _open_to_all(root: Path) -> None:

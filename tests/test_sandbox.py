@@ -21,6 +21,7 @@ from grader.sandbox import (
     TIERS,
     IsolationUnavailable,
     Sandbox,
+    _other_pythons_byte_code,
     descendants,
     detect_isolation,
     stage_harness,
@@ -379,3 +380,10 @@ def test_the_staged_harness_carries_its_byte_code_for_this_python_only(tmp_path)
     importing = f"import sys; sys.path.insert(0, {str(staged.parent)!r}); import grader.sandboxed.scenarios.kit"
     subprocess.run([sys.executable, "-I", "-S", "-c", importing], check=True, timeout=60)
     assert {path: path.stat().st_mtime_ns for path in staged.rglob("*.pyc")} == before
+
+
+def test_staging_copies_only_finished_byte_code_of_this_python():
+    tag = sys.implementation.cache_tag
+    names = [f"kit.{tag}.pyc", "kit.cpython-39.pyc", f"kit.{tag}.pyc.139831766816576"]  # another's, one in writing
+    assert _other_pythons_byte_code("/x/scenarios/__pycache__", names) == names[1:]
+    assert _other_pythons_byte_code("/x/scenarios", ["kit.py", "__pycache__"]) == []

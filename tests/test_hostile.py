@@ -50,7 +50,7 @@ MANIFEST = load_manifest()
 TASK1, TASK2, TASK3 = (hidden_tests_of_task("processes", task) for task in (1, 2, 3))
 # --call-timeout where an attack hangs: each hanging call costs this much, and the honest calls of the
 # same run must finish within it on a loaded CI runner.
-HANG_TIMEOUT = 4
+HANG_TIMEOUT = 10
 NOT_HUNG = 120.0  # seconds: far above any run here, it only proves that grading did not hang
 GRADER_KILL = 240.0  # the grade fixture stops a grader that runs longer than this
 FORK_DOUBLINGS = 8  # the process tier's bounded fork bomb: 2 ** 8 = 256 processes

@@ -356,6 +356,40 @@ def test_a_hung_call_in_a_scenario_says_where_it_was_and_whether_it_was_busy():
     assert "it was waiting at test_sandbox.py:" in said and "in wait(); wait() waits for an Event" in said, said
 
 
+GRANDCHILD_LIVES = 30.0  # seconds: far longer than reaping its parent takes
+
+
+def _leave_a_grandchild(pids) -> None:
+    """Child target: fork a process that outlives this one by GRANDCHILD_LIVES seconds, then end."""
+    grandchild = os.fork()
+    if grandchild == 0:
+        time.sleep(GRANDCHILD_LIVES)
+        os._exit(0)
+    pids.put(grandchild)
+
+
+def test_a_process_whose_grandchild_lives_on_is_reaped_without_waiting_for_the_grandchild():
+    import multiprocessing
+
+    from grader.sandboxed.scenarios.kit import kill_and_reap, reap
+
+    pids = multiprocessing.SimpleQueue()
+    child = multiprocessing.Process(target=_leave_a_grandchild, args=(pids,))
+    child.start()
+    grandchild = psutil.Process(pids.get())
+    try:
+        # join() waits for a pipe that the grandchild holds open: it would return only once the grandchild
+        # has ended. reap() sees the child's own exit status.
+        assert reap(child, 2 * GRANDCHILD_LIVES) and child.exitcode == 0
+        assert grandchild.is_running() and grandchild.status() != psutil.STATUS_ZOMBIE
+        stuck = multiprocessing.Process(target=time.sleep, args=(60,))
+        stuck.start()
+        kill_and_reap(stuck, 20.0)
+        assert stuck.exitcode == -9
+    finally:
+        grandchild.kill()
+
+
 def test_a_stack_dump_that_is_missing_or_cut_says_nothing_rather_than_fail(tmp_path):
     from grader.sandbox import split_stack_dump, where_stuck
 

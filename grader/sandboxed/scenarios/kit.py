@@ -219,6 +219,23 @@ def wait_until(condition: Callable[[], bool], seconds: float, step: float = 0.02
     return True
 
 
+def reap(process: Any, seconds: float) -> bool:
+    """Wait up to seconds for a started process to end; whether it did.
+
+    Seen by its exit status, not by join(): join() waits for the process's
+    sentinel pipe to close, and a grandchild forked from the process keeps that
+    pipe open after the process itself has died.
+    """
+    return wait_until(lambda: process.exitcode is not None, seconds, step=0.01)
+
+
+def kill_and_reap(process: Any, seconds: float) -> None:
+    """SIGKILL a process still running and collect its exit status."""
+    if process.exitcode is None:
+        process.kill()
+        reap(process, seconds)
+
+
 # ---------------------------------------------------------------- calls with a deadline
 
 

@@ -53,6 +53,7 @@ from grader.sandboxed.scenarios.kit import (
     call_with_deadline,
     error_fact,
     is_running,
+    kill_and_reap,
     new_spans,
     span_ended,
     span_started,
@@ -136,8 +137,7 @@ def _finish(processes: list[Any]) -> list[Any]:
             process.join(max(0.0, deadline - time.monotonic()))
     for process in processes:
         if process.pid is not None and process.is_alive():
-            process.kill()
-            process.join(1.0)
+            kill_and_reap(process, 1.0)
     return [process.exitcode for process in processes]
 
 

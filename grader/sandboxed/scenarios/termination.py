@@ -47,7 +47,15 @@ import time
 from types import ModuleType
 from typing import Any
 
-from grader.sandboxed.scenarios.kit import HUNG, call_with_deadline, error_fact, is_running, wait_until
+from grader.sandboxed.scenarios.kit import (
+    HUNG,
+    call_with_deadline,
+    error_fact,
+    is_running,
+    kill_and_reap,
+    reap,
+    wait_until,
+)
 
 WAIT = 20.0  # seconds any blocking call here may wait: long, because a loaded machine is slow
 STEP = 0.05  # seconds of one step of a worker's pretend work
@@ -328,13 +336,11 @@ def graceful_worker_run(module: ModuleType, race: bool) -> dict[str, Any]:
     started = time.monotonic()
     if not race:
         process.terminate()
-    process.join(STOP_WAIT)
+    reap(process, STOP_WAIT)
     facts["stop_seconds"] = time.monotonic() - started
     facts["exitcode"] = process.exitcode
     facts["cleaned_up"] = cleaned_up.value
-    if process.exitcode is None:
-        process.kill()
-        process.join(WAIT)
+    kill_and_reap(process, WAIT)
     steps, handled_at = int(record[STEPS]), int(record[HANDLED_AT])
     facts.update(
         steps=steps,

@@ -93,6 +93,27 @@ def read_report(path: Path) -> tuple[dict[str, dict[str, Any]], str | None]:
         return {}, f"the test report could not be read ({type(exc).__name__})"
 
 
+def read_finished(path: Path) -> dict[str, dict[str, Any]]:
+    """nodeid -> raw test entry, from the lines grader.plugin appended as each test ended.
+
+    These stand in for a report that a stopped or killed pytest could not write
+    in time: what finished keeps its result even then.
+    """
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read(MAX_REPORT_BYTES)
+    except OSError:
+        return {}
+    finished = {}
+    for line in data[: data.rfind(b"\n") + 1].splitlines():  # a line cut short is a test not finished
+        try:
+            entry = json.loads(line)["result"]
+            finished[str(entry["nodeid"])] = entry
+        except (ValueError, KeyError, TypeError):
+            continue
+    return finished
+
+
 def _properties(entry: dict[str, Any]) -> dict[str, str]:
     merged: dict[str, str] = {}
     for item in entry.get("user_properties") or []:
@@ -143,9 +164,16 @@ def _judge(entry: dict[str, Any]) -> tuple[str, str]:
     return FAILED, message
 
 
-def collect(expected: list[ExpectedTest], report: Path) -> tuple[list[TestResult], str | None]:
-    """One result per expected test, and why the report was unusable, if it was."""
+def collect(
+    expected: list[ExpectedTest], report: Path, finished: Path | None = None
+) -> tuple[list[TestResult], str | None]:
+    """One result per expected test, and why the report was unusable, if it was.
+
+    finished: grader.plugin's progress lines; a test the report lacks keeps the result they hold.
+    """
     entries, problem = read_report(report)
+    if finished is not None:
+        entries = read_finished(finished) | entries
     results = []
     for test in expected:
         entry = entries.get(test.nodeid)

@@ -209,7 +209,7 @@ def grade(
         staged: StagedTarget = stage(plan.target, plan.exercises, workdir / "submission")
         progress = _Progress(workdir / "collected", plan.exercises, listener) if on_event else None
         output = run_hidden_tests(plan.exercises, staged.root, workdir, run_settings, stop, progress)
-        results, report_problem = collect(read_expected(output.collected), output.report)
+        results, report_problem = collect(read_expected(output.collected), output.report, output.progress)
         log_tail = output.log.read_text(errors="replace").strip().splitlines()[-3:] if report_problem else []
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -190,29 +190,38 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return OneTestAtATime(config, log)
 
 
-_progress_outcome: dict[str, str] = {}  # nodeid -> the worst stage outcome so far, in the controller
+_ending: dict[str, dict[str, Any]] = {}  # nodeid -> its stages reported so far, in the controller
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """In the process that runs the session (xdist's controller, or pytest alone): one line per ended test.
 
     The grader reads these lines while pytest runs, to show progress as it
-    happens. They are a view only: the verdict comes from the full report.
+    happens. Each also carries the test's result in pytest-json-report's
+    shape: the verdict comes from the full report, and from these lines for
+    the tests that finished before a stopped run could write it.
     """
     config = _config
     if config is None or hasattr(config, "workerinput") or not config.getoption("kata_progress"):
         return
-    worst = _progress_outcome.get(report.nodeid, "passed")
-    if report.outcome != "passed" and worst != "failed":
-        worst = report.outcome
-    _progress_outcome[report.nodeid] = worst
+    entry = _ending.setdefault(report.nodeid, {"nodeid": report.nodeid, "outcome": "passed"})
+    if report.outcome != "passed" and entry["outcome"] != "failed":
+        entry["outcome"] = report.outcome
+    stage: dict[str, Any] = {"outcome": report.outcome, "duration": report.duration}
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        stage["crash"] = {"message": str(crash.message)}
+    elif report.failed and report.longrepr is not None:  # a crashed worker's report is text only
+        stage["crash"] = {"message": (str(report.longrepr).strip().splitlines() or [""])[-1]}
+    entry[report.when or "???"] = stage
     if report.when not in ("teardown", "???"):
         return
-    properties = {str(k): str(v) for k, v in report.user_properties}
-    line = {"nodeid": report.nodeid, "outcome": worst, "kind": properties.get(STATUS_PROPERTY)}
+    del _ending[report.nodeid]
+    entry["user_properties"] = [{str(k): str(v)} for k, v in report.user_properties]
+    kind = dict(report.user_properties).get(STATUS_PROPERTY)
+    line = {"nodeid": report.nodeid, "outcome": entry["outcome"], "kind": kind, "result": entry}
     with open(config.getoption("kata_progress"), "a", encoding="utf-8") as stream:
         stream.write(json.dumps(line) + "\n")
-    del _progress_outcome[report.nodeid]
 
 
 _failed_under: dict[str, str] = {}  # test group -> the first start method it failed under, in this process

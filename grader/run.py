@@ -16,7 +16,10 @@ gets SIGINT or SIGTERM (``StopRequest``). A stopped run first sends SIGINT to
 pytest's process group, as Ctrl-C in a terminal would: the workers end their
 sandboxed calls and pytest writes the report of the tests that finished (a
 test it stopped half-way appears with its first stages only, which ``collect``
-must take for unfinished). After ``STOP_GRACE`` seconds (at once on a second
+must take for unfinished). A loaded machine may not leave it time to write
+the report: the progress lines grader.plugin appended as each test ended hold
+the same results, and ``collect`` takes them for the tests the report lacks.
+After ``STOP_GRACE`` seconds (at once on a second
 signal) the group is killed, and every descendant of the grader, which is a
 child subreaper, is swept: the workers, the sandboxes and whatever the graded
 code started. While pytest runs, a process re-parented to the grader (the
@@ -72,6 +75,7 @@ class RunOutput:
     report: Path  # pytest-json-report's file (absent if pytest died or was stopped before writing it)
     collected: Path  # folder of collected-*.json files written by grader.plugin
     log: Path  # pytest's terminal output
+    progress: Path  # grader.plugin's line per ended test, with its result (grader.collect.read_finished)
     exit_code: int | None  # pytest's exit status; None when the run was stopped
     stopped: str | None = None  # why the run was cut short: DEADLINE or a signal's name ("SIGINT"); None if not
 
@@ -215,7 +219,9 @@ def _run(
     (workdir / "sandbox").mkdir(parents=True, exist_ok=True)
     (workdir / "collected").mkdir(parents=True, exist_ok=True)
     log = workdir / "pytest.log"
-    output = RunOutput(report=workdir / "report.json", collected=workdir / "collected", log=log, exit_code=None)
+    output = RunOutput(
+        report=workdir / "report.json", collected=workdir / "collected", log=log, progress=progress.path, exit_code=None
+    )
     if stop.signals or settings.deadline <= 0:  # stopped before any test ran
         return dataclasses.replace(output, stopped=stop.name or DEADLINE)
     command = pytest_command(exercises, submission, workdir, settings)

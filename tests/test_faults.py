@@ -18,9 +18,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from grader.collect import ExpectedTest, collect
+from grader.collect import ExpectedTest, collect, read_expected
+from grader.manifest import load_manifest
+from grader.run import RunSettings, run_hidden_tests
+from grader.sandbox import PROCESS
 from grader.scorecard import ExerciseScore, Scorecard, TaskScore, write_scorecard
 from grader.scorecard import TestScore as ScoredTest  # not collected as a test class
+from grader.target import choose_target, stage
 
 from .conftest import (
     ROOT,
@@ -231,6 +235,26 @@ def test_a_test_that_did_not_finish_before_pytest_stopped_is_an_error_not_a_pass
     for nodeid in (in_call, in_teardown):
         assert outcomes[nodeid][0] == "error" and NO_RESULT in outcomes[nodeid][1], outcomes[nodeid]
     assert outcomes[crashed][0] == "error" and "worker crashed" in outcomes[crashed][1], outcomes[crashed]
+
+
+def test_the_lines_written_as_tests_end_hold_the_results_the_report_holds(tmp_path):
+    """A stopped pytest may not write its report within its grace (a loaded machine): the progress
+    lines grader.plugin writes as each test ends stand in for it, so they must say the same."""
+    exercise = load_manifest().exercise("processes")
+    submission = ROOT / "tests" / "fixtures" / "submissions" / "processes-start-joins-first"
+    staged = stage(choose_target("submission", submission), [exercise], tmp_path / "staged")
+    settings = RunSettings(
+        start_methods=("fork",), workers=0, call_timeout=10.0, deadline=300.0, isolation=PROCESS, every_method=True
+    )
+    output = run_hidden_tests([exercise], staged.root, tmp_path / "work", settings)
+    expected = read_expected(output.collected)
+
+    from_report, problem = collect(expected, output.report)
+    from_lines, lost = collect(expected, tmp_path / "no-report.json", output.progress)
+
+    assert problem is None and lost == "pytest wrote no report"
+    assert {result.outcome for result in from_report} >= {"passed", "failed"}, "the run should pass and fail"
+    assert from_lines == from_report
 
 
 # --- helpers for the grading runs below -----------------------------------------------------------------------

@@ -48,7 +48,7 @@ from grader.grading import (
 )
 from grader.live import LiveView, console_for, show
 from grader.manifest import Exercise, ManifestError, load_manifest
-from grader.plugin import DEFAULT_CALL_TIMEOUT, START_METHODS
+from grader.plugin_api import DEFAULT_CALL_TIMEOUT, START_METHODS
 from grader.render import Place, render_check, render_text, score_line
 from grader.run import StopRequest
 from grader.sandbox import PROCESS, TIERS

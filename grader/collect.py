@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grader.plugin import MAX_TIMELINE_ROWS, OUTPUT_PROPERTY, STATUS_PROPERTY, TIMELINE_PROPERTY
+from grader.plugin_api import MAX_TIMELINE_ROWS, OUTPUT_PROPERTY, STATUS_PROPERTY, TIMELINE_PROPERTY
 from grader.protocol import MAX_MESSAGE_CHARS, cut
 
 PASSED, FAILED, ERROR, TIMEOUT, SKIPPED = "passed", "failed", "error", "timeout", "skipped"

@@ -29,7 +29,7 @@ from pathlib import Path
 from grader import __version__
 from grader.collect import ERROR, FAILED, PASSED, SKIPPED, TIMEOUT, ExpectedTest, collect, read_expected
 from grader.manifest import Exercise, ManifestError, Task, load_manifest
-from grader.plugin import DEFAULT_CALL_TIMEOUT, START_METHODS, read_durations
+from grader.plugin_api import DEFAULT_CALL_TIMEOUT, START_METHODS, read_durations
 from grader.run import DEADLINE, RunSettings, StopRequest, run_hidden_tests
 from grader.sandbox import TIERS, Isolation, IsolationUnavailable, detect_isolation
 from grader.score import score_exercise, total

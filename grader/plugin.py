@@ -39,17 +39,21 @@ from typing import Any, NoReturn
 import pytest
 
 from grader.manifest import Exercise, load_manifest
+from grader.plugin_api import (
+    DEFAULT_CALL_TIMEOUT,
+    MAX_SHOWN_OUTPUT,
+    MAX_TIMELINE_ROWS,
+    OUTPUT_PROPERTY,
+    START_METHODS,
+    STATUS_PROPERTY,
+    TIMELINE_PROPERTY,
+    group_of,
+    read_durations,
+    run_order,
+)
 from grader.protocol import CRASHED, GAVE_UP, INVALID, RAISED, RETURNED, TIMEOUT, CallResult, ErrorInfo, Limits, cut
 from grader.sandbox import NAMESPACES, PROCESS, TIERS, Isolation, Sandbox, detect_isolation, reserve_uid, stage_harness
 from grader.target import NOT_STAGED  # what the stand-in for a file that staging refused raises
-
-START_METHODS = ("fork", "spawn", "forkserver")
-DEFAULT_CALL_TIMEOUT = 10.0
-STATUS_PROPERTY = "kata_status"
-OUTPUT_PROPERTY = "kata_output"
-TIMELINE_PROPERTY = "kata_timeline"
-MAX_TIMELINE_ROWS = 16
-MAX_SHOWN_OUTPUT = 500
 
 HELP_SUBMISSION = "folder laid out like exercises/ whose code the hidden tests run (staged copy)"
 HELP_START_METHODS = "comma-separated start methods every hidden test runs under"
@@ -96,41 +100,6 @@ def _start_methods(config: pytest.Config) -> list[str]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "start_method" in metafunc.fixturenames:
         metafunc.parametrize("start_method", _start_methods(metafunc.config))
-
-
-def group_of(nodeid: str) -> str:
-    """The test a nodeid belongs to, whatever its start method: "test_01.py::test_x[fork]" -> "test_01.py::test_x"."""
-    return re.sub(r"\[[^\]]*\]$", "", nodeid)
-
-
-def read_durations(path: str | None) -> dict[str, float]:
-    """Seconds per test (all its start methods) from earlier runs; {} when there is no readable file."""
-    try:
-        data = json.loads(Path(path).read_text()) if path else {}
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    return {str(k): float(v) for k, v in data.items() if isinstance(v, (int, float)) and v >= 0}
-
-
-def run_order(tests: list[str], durations: dict[str, float]) -> list[str]:
-    """The order tests start in: the longest known first, then the unknown ones, exercises taking turns.
-
-    Longest first keeps a long test from starting last, when the others are
-    done and it runs alone. Exercises taking turns (the first test of each
-    file, then the second of each, ...) lets workers import different
-    exercises at once: a module that hangs at import holds up one worker,
-    not all of them. A test with no known duration counts as the longest.
-    """
-    rank: dict[str, int] = {}
-    seen: dict[str, int] = {}
-    for test in tests:
-        file = test.split("::", 1)[0]
-        rank[test] = seen.get(file, 0)
-        seen[file] = rank[test] + 1
-    position = {test: i for i, test in enumerate(tests)}
-    return sorted(tests, key=lambda t: (-durations.get(t, float("inf")), rank[t], position[t]))
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:

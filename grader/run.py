@@ -44,7 +44,7 @@ from types import FrameType
 import psutil
 
 from grader.manifest import HIDDEN_TESTS_DIR, Exercise
-from grader.plugin import DEFAULT_CALL_TIMEOUT
+from grader.plugin_api import DEFAULT_CALL_TIMEOUT
 from grader.sandbox import become_subreaper, sweep_descendants
 
 PYTEST_INI = HIDDEN_TESTS_DIR / "pytest.ini"

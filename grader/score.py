@@ -13,7 +13,7 @@ from fractions import Fraction
 
 from grader.collect import ERROR, FAILED, OUTCOMES, PASSED, SKIPPED, TIMEOUT, ExpectedTest, TestResult
 from grader.manifest import Exercise
-from grader.plugin import group_of
+from grader.plugin_api import group_of
 from grader.scorecard import ExerciseScore, TaskScore, TestScore
 
 # The worst outcome wins when a test ran under several start methods.

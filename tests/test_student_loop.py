@@ -21,7 +21,7 @@ import pytest
 
 from grader.grading import remember_durations
 from grader.manifest import load_manifest
-from grader.plugin import read_durations, run_order
+from grader.plugin_api import read_durations, run_order
 from grader.render import render_text
 from grader.scorecard import ExerciseScore, Scorecard, TaskScore
 from grader.scorecard import TestScore as CheckScore  # not a test class
@@ -72,6 +72,16 @@ def solve(kata: Path) -> None:
 def test_version_names_the_grader():
     said = subprocess.run([sys.executable, "-m", "grader", "--version"], capture_output=True, text=True)
     assert said.returncode == 0 and said.stdout.startswith("mp-kata grader "), said.stdout
+
+
+def test_the_graders_own_process_never_imports_pytest():
+    """Every command starts in this process; pytest runs only in the child that runs the hidden tests."""
+    probe = (
+        "import sys, grader.cli; print(sorted(m for m in sys.modules if m.split('.')[0] in ('pytest', '_pytest'))[:3])"
+    )
+    said = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    assert said.returncode == 0, said.stderr
+    assert said.stdout.strip() == "[]", f"importing the grader imports {said.stdout.strip()}"
 
 
 def test_list_on_a_fresh_clone_marks_the_first_exercise_next(kata):

@@ -19,11 +19,11 @@ test it stopped half-way appears with its first stages only, which ``collect``
 must take for unfinished). A loaded machine may not leave it time to write
 the report: the progress lines grader.plugin appended as each test ended hold
 the same results, and ``collect`` takes them for the tests the report lacks.
-After ``STOP_GRACE`` seconds (at once on a second
-signal) the group is killed, and every descendant of the grader, which is a
-child subreaper, is swept: the workers, the sandboxes and whatever the graded
-code started. While pytest runs, a process re-parented to the grader (the
-sandbox of a worker that died) is killed at once rather than at the end.
+After ``STOP_GRACE`` seconds (at once on a second signal) the group is killed,
+and every descendant of the grader, which is a child subreaper, is swept:
+the workers, the sandboxes and whatever the graded code started. While pytest
+runs, a process re-parented to the grader (the sandbox of a worker that died)
+is killed at once rather than at the end.
 """
 
 from __future__ import annotations

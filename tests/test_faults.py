@@ -27,6 +27,7 @@ from grader.scorecard import TestScore as ScoredTest  # not collected as a test 
 from grader.target import choose_target, stage
 
 from .conftest import (
+    FIXTURES,
     ROOT,
     TIERS_HERE,
     Graded,
@@ -241,7 +242,7 @@ def test_the_lines_written_as_tests_end_hold_the_results_the_report_holds(tmp_pa
     """A stopped pytest may not write its report within its grace (a loaded machine): the progress
     lines grader.plugin writes as each test ends stand in for it, so they must say the same."""
     exercise = load_manifest().exercise("processes")
-    submission = ROOT / "tests" / "fixtures" / "submissions" / "processes-start-joins-first"
+    submission = FIXTURES / "submissions" / "processes-start-joins-first"
     staged = stage(choose_target("submission", submission), [exercise], tmp_path / "staged")
     settings = RunSettings(
         start_methods=("fork",), workers=0, call_timeout=10.0, deadline=300.0, isolation=PROCESS, every_method=True

@@ -16,7 +16,9 @@ method this test is parametrized with, and returns the plain value the
 scenario returned. When the graded code raised, hung or crashed instead, the
 test fails with a message written for the student, and the outcome kind
 (``timeout``, ``error``) is recorded for the scorecard. ``student.run`` returns
-the raw ``CallResult`` for tests that expect an exception.
+the raw ``CallResult`` for tests that expect an exception. A scenario runs once
+per grading run, start method and arguments: every test that asks for it
+judges its own copy of the same facts (a hang costs its budget once).
 
 It also writes what it collected (test, exercise, task, readable name, start
 method) to ``--kata-collected``, so that a test that never reports is still
@@ -28,11 +30,12 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import gc
+import hashlib
 import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -64,6 +67,7 @@ HELP_ISOLATION = "isolation tier of the sandbox: auto (the strongest that works 
 HELP_EVERY_METHOD = "run each test under every start method, also after it failed under one"
 HELP_PROGRESS = "file to append one JSON line to as each test ends (the grader's live progress)"
 HELP_DURATIONS = "JSON file of seconds per test from earlier runs: the longest tests start first"
+_RESULTS: dict[str, str] = {}  # _once's results, as JSON, when there is no work folder to share them
 NOT_RUN = "not run: it failed under {method} already, and a check earns its points only under every start method"
 
 
@@ -392,31 +396,44 @@ class GradedModule:
         """
         result = self._import_failure()
         if result is None:
-            result = self._call(scenario, *args, timeout=timeout)
+            key = json.dumps([scenario, args, timeout], sort_keys=True, default=repr)
+            digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+            result = self._once(f"call-{digest}", lambda: self._call(scenario, *args, timeout=timeout))
         shown = (result.stdout + result.stderr).strip()
         if shown:
             self._record(OUTPUT_PROPERTY, cut(shown, MAX_SHOWN_OUTPUT))
         return result
 
     def _import_failure(self) -> CallResult | None:
-        """Import the module once per grading run and start method; the failure, or None when it imports.
+        """The failure to import the module under this start method, or None when it imports; one import per run."""
+        probe = self._once("import", lambda: self._call("generic_imported"))
+        return None if probe.status == RETURNED else probe
+
+    def _once(self, name: str, run: Callable[[], CallResult]) -> CallResult:
+        """run()'s result, run once per grading run, start method and name, and shared by every test that asks.
 
         Shared by the run's pytest workers through a file in the grader's own
-        work folder, so that a module that hangs at import costs its import
-        budget once, not once per test or per worker.
+        work folder: one worker runs it, the others wait for its result. So a
+        scenario that several checks judge (each its own part of the same
+        facts) runs once, and a module that hangs at import, or a scenario
+        that hangs, costs its budget once, not once per test or per worker.
+        Every test gets a copy of its own.
         """
+        name = f"{name}-{self.exercise.id}-{self.start_method}"
         if self.verdicts is None:
-            probe = self._call("generic_imported")
-            return None if probe.status == RETURNED else probe
-        verdict = self.verdicts / f"import-{self.exercise.id}-{self.start_method}.json"
-        with open(self.verdicts / f"import-{self.exercise.id}-{self.start_method}.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # one worker imports; the others wait for its verdict
-            if not verdict.exists():
-                probe = self._call("generic_imported")
-                verdict.write_text(json.dumps(None if probe.status == RETURNED else dataclasses.asdict(probe)))
-            saved = json.loads(verdict.read_text())
-        if saved is None:
-            return None
+            key = f"{self.module_dir}:{name}"
+            if key not in _RESULTS:
+                _RESULTS[key] = json.dumps(dataclasses.asdict(run()))
+            saved = json.loads(_RESULTS[key])
+        else:
+            verdict = self.verdicts / f"{name}.json"
+            with open(self.verdicts / f"{name}.lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # one worker runs it; the others wait for its result
+                if not verdict.exists():
+                    written = verdict.with_suffix(".part")
+                    written.write_text(json.dumps(dataclasses.asdict(run())))
+                    os.replace(written, verdict)  # whole or not at all, should the worker die meanwhile
+                saved = json.loads(verdict.read_text())
         error = saved.pop("error")
         return CallResult(**saved, error=ErrorInfo(**error) if error else None)
 

@@ -1,10 +1,14 @@
-"""How long a sandboxed call may take, and how long a hidden test as a whole."""
+"""How long a sandboxed call may take, how long a hidden test as a whole, and how often a call is paid for."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from grader.plugin import DEFAULT_CALL_TIMEOUT, IMPORT_FLOOR, call_budget, import_budget
+from grader.manifest import load_manifest
+from grader.plugin import DEFAULT_CALL_TIMEOUT, IMPORT_FLOOR, OUTPUT_PROPERTY, GradedModule, call_budget, import_budget
+from grader.protocol import RETURNED, TIMEOUT, CallResult
 from grader.run import RunSettings, pytest_command
 
 
@@ -45,3 +49,58 @@ def test_the_backstop_outlasts_the_longest_budget(tmp_path):
 
     for call_timeout in (1.0, DEFAULT_CALL_TIMEOUT, 120.0):
         assert backstop(call_timeout) > 2 * call_budget(40.0, call_timeout)  # two calls of the longest scenario
+
+
+class CountingSandbox:
+    """Stands in for the sandbox: counts the calls, and answers each scenario as told."""
+
+    def __init__(self, answers: dict[str, CallResult]) -> None:
+        self.answers = answers
+        self.calls: list[tuple[str, list, str]] = []
+
+    def call(self, *, scenario: str, args: list, start_method: str, **request) -> CallResult:
+        self.calls.append((scenario.rpartition(":")[2], args, start_method))
+        return self.answers.get(scenario.rpartition(":")[2], CallResult(RETURNED, value={"call": len(self.calls)}))
+
+
+def graded_module(sandbox, verdicts, start_method="fork", recorded=None):
+    return GradedModule(
+        exercise=load_manifest().exercise("manager"),
+        submission=verdicts.parent if verdicts else Path("/nonexistent"),
+        start_method=start_method,
+        sandbox=sandbox,
+        timeout=DEFAULT_CALL_TIMEOUT,
+        record=lambda name, value: (recorded if recorded is not None else []).append((name, value)),
+        verdicts=verdicts,
+    )
+
+
+@pytest.mark.parametrize("shared", ["through the work folder", "in one process"])
+def test_a_scenario_asked_for_by_several_checks_runs_once_per_start_method_and_arguments(tmp_path, shared):
+    verdicts = tmp_path / "sandbox" if shared == "through the work folder" else None
+    if verdicts:
+        verdicts.mkdir()
+    hang = CallResult(TIMEOUT, stdout="printed before the hang\n", detail="did not return", stuck={"busy": True})
+    sandbox = CountingSandbox({"hangs": hang})
+    recorded: list = []
+    # Each check gets a GradedModule of its own, as each test does (xdist workers share only the folder).
+    checks = [graded_module(sandbox, verdicts, recorded=recorded) for _ in range(3)]
+    first = [check.run("collect_in_children", [["a", "b"]], 1.0, timeout=40) for check in checks]
+    assert [result.value for result in first] == [first[0].value] * 3
+    assert first[0].value is not first[1].value  # each check gets a copy of its own to judge
+    hung = [check.run("hangs") for check in checks]
+    seen = [(result.status, result.stuck, result.stdout) for result in hung]
+    assert seen == [(TIMEOUT, {"busy": True}, hang.stdout)] * 3
+    assert recorded.count((OUTPUT_PROPERTY, "printed before the hang")) == 3  # every check shows what was printed
+    checks[0].run("collect_in_children", [["a"]], 1.0, timeout=40)  # other arguments: another run
+    checks[0].run("collect_in_children", [["a", "b"]], 1.0)  # another budget: another run
+    graded_module(sandbox, verdicts, "spawn").run("collect_in_children", [["a", "b"]], 1.0, timeout=40)
+    assert sandbox.calls == [
+        ("imported", [], "fork"),  # the import, once per start method
+        ("collect_in_children", [[["a", "b"]], 1.0], "fork"),
+        ("hangs", [], "fork"),
+        ("collect_in_children", [[["a"]], 1.0], "fork"),
+        ("collect_in_children", [[["a", "b"]], 1.0], "fork"),
+        ("imported", [], "spawn"),
+        ("collect_in_children", [[["a", "b"]], 1.0], "spawn"),
+    ]

@@ -178,7 +178,9 @@ def collect(
     for test in expected:
         entry = entries.get(test.nodeid)
         if entry is None:
-            results.append(TestResult(test, ERROR, 0.0, problem or NO_RESULT, ""))
+            # Not finished, whatever the report's state; the report's problem rides along as the likely why.
+            message = f"{NO_RESULT}; {problem}" if problem else NO_RESULT
+            results.append(TestResult(test, ERROR, 0.0, message, ""))
             continue
         outcome, message = _judge(entry)
         duration = sum(float((entry.get(s) or {}).get("duration") or 0.0) for s in ("setup", "call", "teardown"))

@@ -10,6 +10,7 @@ import pytest
 from grader.collect import (
     ERROR,
     FAILED,
+    NO_RESULT,
     PASSED,
     SKIPPED,
     TIMEOUT,
@@ -70,6 +71,7 @@ def test_a_missing_report_makes_every_test_an_error(tmp_path):
     a = expected("test_a", 1)
     results, problem = collect([a], tmp_path / "absent.json")
     assert problem == "pytest wrote no report" and results[0].outcome == ERROR
+    assert results[0].message == f"{NO_RESULT}; pytest wrote no report"
 
 
 def test_timeouts_errors_and_crashed_workers_are_told_apart(tmp_path):

@@ -39,7 +39,9 @@ Evidence used, and why:
   exactly once and only after it was handled. No timing is involved.
 - handle_all: the handler of the last item waits until the scenario releases
   it, so a handle_all that returns before every item is done returns while it
-  is held, every time.
+  is held, every time. Where the test is about the items, not the waiting, the
+  hold ends as soon as handle_all calls tasks.join() (or GRACE later), so that
+  correct code does not wait for it.
 - Late items: the queue stays empty LATE seconds after a consumer's first
   item; the later producers of collect start LATE_PRODUCER seconds after the
   first one's None; every other producer of collect waits QUIET_START seconds
@@ -759,11 +761,13 @@ def reference_work(tasks: Any, handle: Any, foreign: Any, stopping: Any) -> None
             tasks.task_done()
 
 
-def hold_last(held: Any, release: Any, counts: Any, values: list[Any], item: Any) -> None:
-    """Handler for handle_all: the item HOLD waits until released; every item is counted once handled."""
-    if same(item, HOLD):
+def hold_last(
+    held: Any, release: Any, counts: Any, values: list[Any], item: Any, hold: Any = HOLD, wait: float = WAIT
+) -> None:
+    """Handler for handle_all: the item hold waits until released (wait at most); every item is counted once handled."""
+    if same(item, hold):
         held.set()
-        release.wait(WAIT)
+        release.wait(wait)
     index = next((i for i, value in enumerate(values) if same(value, item)), None)
     if index is not None:
         with counts.get_lock():
@@ -828,9 +832,19 @@ def handle_all_any_items(module: ModuleType, workers: int) -> dict[str, Any]:
     values = [0, "", 1, [], "x", "y"]
     batches = [("generator", [0, "", 1, 1, [], "x"]), ("empty", []), ("list", ["y", 0])]
     tasks = multiprocessing.JoinableQueue()
-    held, release = multiprocessing.Event(), multiprocessing.Event()  # HOLD never comes: nothing waits
+    held, release = multiprocessing.Event(), multiprocessing.Event()
     counts = multiprocessing.Array("i", len(values))
-    handle = functools.partial(hold_last, held, release, counts, values)
+    # The generator's last item is held until handle_all waits with join() (GRACE at most, for another way of
+    # waiting), so a handle_all that returns before the items are done misses it every time, not only when the
+    # worker is slow. Only this process calls join(); the workers' copies of tasks keep the real one.
+    real_join = tasks.join
+
+    def join_releases() -> None:
+        release.set()
+        real_join()
+
+    tasks.join = join_releases  # type: ignore[method-assign]
+    handle = functools.partial(hold_last, held, release, counts, values, hold="x", wait=GRACE)
     started, foreign, stopping = _start_reference_workers(tasks, handle, workers)
     calls = []
     expected = [0] * len(values)
@@ -839,6 +853,7 @@ def handle_all_any_items(module: ModuleType, workers: int) -> dict[str, Any]:
             expected[next(i for i, value in enumerate(values) if same(value, item))] += 1
         given = (item for item in batch) if kind == "generator" else batch
         call = call_with_deadline(module.handle_all, tasks, given, after=lambda: list(counts))
+        release.set()  # it returned (or hung): the held item may end
         facts = _call_facts(call)
         facts.update(kind=kind, batch=plain(batch), expected=list(expected), foreign_sentinels=foreign.value)
         calls.append(facts)

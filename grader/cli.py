@@ -6,6 +6,7 @@
     python -m grader reset ID [--yes]      put the stub back (your file is kept in .kata/backups/)
     python -m grader watch [ID]            check again whenever the exercise's file is saved
     python -m grader grade [--solutions | --submission DIR | --submissions DIR] [--only ID ...] ...
+    python -m grader handout OUT           write the students' handout (exercises, grader, README) to OUT
 
 Every command that grades parses its arguments into ``grader.grading.Settings``,
 calls ``grader.grading.grade`` and renders what comes back.
@@ -94,6 +95,10 @@ PROCESS_WARNING = (
     "leftover processes), not a determined cheater."
 )
 PROG = "python -m grader"
+HELP_HANDOUT = (
+    "write the students' handout to OUT, a new or empty folder: the exercises, the grader and a README "
+    "(never the reference solutions or the project's own tests)"
+)
 
 
 def _grading_options(parser: argparse.ArgumentParser) -> None:
@@ -142,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     grade_parser.add_argument("--fail-under", type=float, metavar="PERCENT", help=HELP_FAIL_UNDER)
     grade_parser.add_argument("--deadline", type=float, default=DEFAULT_DEADLINE, metavar="S", help=HELP_DEADLINE)
     grade_parser.add_argument("-q", "--quiet", action="store_true", help="print only the score line")
+
+    handout = commands.add_parser("handout", help=HELP_HANDOUT)
+    handout.add_argument("out", metavar="OUT", help="the folder to write (it must not exist, or be empty)")
     return parser
 
 
@@ -472,6 +480,17 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return EXIT_UNDER if is_under(scorecard, args.fail_under) else EXIT_GRADED
 
 
+def cmd_handout(args: argparse.Namespace) -> int:
+    from grader.handout import HandoutError, build_handout, describe  # only this command needs it
+
+    try:
+        summary = build_handout(Path(args.out))
+    except HandoutError as problem:
+        return _cannot(problem, "make the handout")
+    print(describe(summary))
+    return EXIT_GRADED
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = {
@@ -481,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         "reset": cmd_reset,
         "watch": cmd_watch,
         "grade": cmd_grade,
+        "handout": cmd_handout,
     }
     return commands[args.command](args)
 

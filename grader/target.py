@@ -34,6 +34,11 @@ MAX_FILE_BYTES = 1 << 20
 NOT_STAGED = "not staged: "
 STAND_IN = '"""Written by the grader in place of a file it could not use."""\n\nraise ImportError({message!r})\n'
 UTF_8 = ("utf-8", "utf-8-sig")
+# What --solutions says where the kata has no solutions/: a handout (grader/handout.py) leaves them out.
+NO_SOLUTIONS = (
+    "this is a handout: it has no reference solutions "
+    "(grade your own work with python -m grader check; your instructor grades with their own copy)"
+)
 
 
 class TargetError(Exception):
@@ -72,6 +77,8 @@ def choose_target(kind: str, path: str | Path | None = None) -> Target:
     folder = Path(path) if path is not None else project_root() / kind
     shown = str(path) if path is not None else kind + "/"
     if not folder.exists():
+        if kind == "solutions" and path is None:
+            raise TargetError(NO_SOLUTIONS)
         raise TargetError(f"{shown} does not exist: give a folder laid out like exercises/")
     if not folder.is_dir():
         raise TargetError(f"{shown} is a file, not a folder: give a folder laid out like exercises/")

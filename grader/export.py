@@ -108,6 +108,7 @@ JUnit, the mapping decisions:
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import xml.etree.ElementTree as ET
@@ -414,3 +415,17 @@ def junit_xml(card: dict[str, Any]) -> str:
         _testsuite(root, card, exercise)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+FORMATS = ("scorecard", "gradescope", "exercism", "junit")  # what grade --format writes; scorecard: no export
+
+
+def export_text(card: dict[str, Any], form: str) -> str:
+    """The scorecard as the text of one of FORMATS' exports (JSON, or XML for junit), ready to write."""
+    if form == "junit":
+        return junit_xml(card)
+    if form == "gradescope":
+        return json.dumps(gradescope_results(card), indent=2, ensure_ascii=False) + "\n"
+    if form == "exercism":
+        return json.dumps(exercism_results(card), indent=2, ensure_ascii=False) + "\n"
+    raise ValueError(f"no export called {form!r}: one of {', '.join(FORMATS[1:])}")

@@ -10,10 +10,17 @@ the scorecard.
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.text import Text
 
 from grader.grading import Event, Started, TaskEnded, TestEnded
@@ -72,3 +79,45 @@ class LiveView:
             line = mark + Text(f"{event.exercise.number}. {event.exercise.title}, task {event.task.number}: ")
             line += Text(event.task.title)
             self.progress.console.print(line)
+
+
+class BatchView:
+    """A class being graded: a line per student as each ends, under them a bar with the time left (terminal only).
+
+    A context manager; ``progress`` is the grader.batch.Progress to hand to grade_batch.
+    """
+
+    def __init__(self, console: Console, total: int) -> None:
+        from grader.batch import Progress as BatchProgress
+
+        self.console = console
+        self.bar: Progress | None = None
+        self.task = None
+        self.total = total
+        self.progress = BatchProgress(on_end=self._ended, total=total)
+
+    def __enter__(self) -> BatchView:
+        if self.console.is_terminal:
+            self.bar = Progress(
+                TextColumn("grading the class"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("left"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("class", total=self.total)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def _ended(self, outcome: Any, done: int, total: int) -> None:
+        kept = " (graded before, unchanged)" if outcome.state == "kept" else ""
+        self.console.print(f"{outcome.submission.name}: {outcome.line}{kept}", markup=False, highlight=False)
+        if self.bar is not None and self.task is not None:
+            self.bar.update(self.task, completed=done)

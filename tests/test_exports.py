@@ -24,6 +24,8 @@ import copy
 import json
 import math
 import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable
@@ -37,7 +39,7 @@ from grader import scorecard
 from grader.export import EXERCISM_OUTPUT_LIMIT, UNGRADED, exercism_results, gradescope_results, junit_xml
 from grader.score import exact_score, points, total
 
-from .conftest import Graded, validate_scorecard
+from .conftest import ROOT, Graded, grader_environment, validate_scorecard
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "exports"
 SCORECARD = FIXTURES / "scorecard.json"
@@ -323,3 +325,24 @@ def test_the_invariants_hold_on_a_real_scorecard(grade: Callable[..., Graded], t
     assert exercism_results(card) == exercism_results(card, "processes")
     expected = "pass" if target else "fail"
     assert exercism_results(card)["status"] == expected, card["exercises"][0]["status"]
+
+
+@pytest.mark.heavy  # grades one exercise per format (about 4 s each)
+def test_grade_writes_the_chosen_format_where_json_says(tmp_path: Path):
+    def grade(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "grader", "grade", "--solutions", "--start-method", "fork", "-n", "2", *args]
+        return subprocess.run(command, cwd=ROOT, env=grader_environment(tmp_path), capture_output=True, text=True)
+
+    for form in ("gradescope", "exercism", "junit"):
+        path = tmp_path / f"{form}.out"
+        graded = grade("--only", "processes", "-q", "--format", form, "--json", str(path))
+        assert graded.returncode == 0, graded.stderr
+        if form == "junit":
+            suites = ET.fromstring(path.read_bytes())
+            assert suites.get("failures") == suites.get("errors") == "0" and int(suites.get("tests")) >= 7
+        elif form == "gradescope":
+            assert json.loads(path.read_text())["score"] == 7
+        else:
+            assert json.loads(path.read_text())["status"] == "pass"
+    refused = grade("--format", "exercism", "--json", str(tmp_path / "x.json"))
+    assert refused.returncode == 2 and "add --only" in refused.stderr, refused.stderr

@@ -24,16 +24,15 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.student_loop import timed  # noqa: E402  (the same timing as the student's loop benchmark)
 from grader.manifest import load_manifest  # noqa: E402
 
 SPIN = "def _spin(*args, **kwargs):\n    while True:\n        pass\n\n\n"
@@ -121,21 +120,6 @@ def _zip_folder(folder: Path, archive: Path) -> None:
             bundle.write(path, path.relative_to(folder))
 
 
-def run(command: list[str], state: Path) -> float:
-    started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "grader", *command],
-        cwd=ROOT,
-        env={**os.environ, "KATA_STATE_DIR": str(state)},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        check=False,
-        timeout=7200,
-    )
-    return time.perf_counter() - started
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=4, help="submissions graded at once by the batch (default: 4)")
@@ -148,16 +132,13 @@ def main() -> int:
     folder = args.keep or Path(tempfile.mkdtemp(prefix="kata-batch-bench-"))
     try:
         roots = make_class(folder, exercise_ids)
-        options = ["--start-method", args.start_method, "-q"]
+        options = ["--start-method", args.start_method]
         for exercise_id in exercise_ids:
             options += ["--only", exercise_id]
-        one_by_one = sum(
-            run(["grade", "--submission", str(root), *options], folder / "state") for root in roots.values()
-        )
-        side_by_side = run(
-            ["grade", "--submissions", str(folder / "class"), "--out", str(folder / "out"), "--jobs", str(args.jobs),
-             *options], folder / "state",
-        )  # fmt: skip
+        state = folder / "state"
+        one_by_one = sum(timed(ROOT, ["--submission", str(root), *options], state) for root in roots.values())
+        batch = ["--submissions", str(folder / "class"), "--out", str(folder / "out"), "--jobs", str(args.jobs)]
+        side_by_side = timed(ROOT, [*batch, *options], state)
     finally:
         if args.keep is None:
             shutil.rmtree(folder, ignore_errors=True)

@@ -40,7 +40,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +121,6 @@ class Progress:
     on_start: Callable[[Submission], None] = lambda submission: None
     on_end: Callable[[Outcome, int, int], None] = lambda outcome, done, total: None
     total: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # --- finding the submissions ---------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from grader import __version__
+from grader.scorecard import write_text_atomically
 
 BATCH_FILE = "batch.json"
 SCORECARDS = "scorecards"
@@ -255,7 +256,7 @@ def batch_key(grader: str, options: Options, content: str) -> str:
 # --- grading --------------------------------------------------------------------------------------------------------
 
 
-def score_line(card: dict[str, Any]) -> str:
+def student_line(card: dict[str, Any]) -> str:
     """A scorecard in one line: the score, then what explains it (its notices), shortened."""
     score = f"{card['score']:g}/{card['max_score']:g} ({card['percent']:g}%)"
     if not card.get("complete", True):
@@ -310,7 +311,7 @@ def grade_batch(
         if not force and kept.get("key") == key and card_path.is_file():
             card = _read_card(card_path)
             if card is not None:
-                outcomes[submission.name] = Outcome(submission, "kept", card_path, score_line(card), card)
+                outcomes[submission.name] = Outcome(submission, "kept", card_path, student_line(card), card)
                 continue
         waiting.append((submission, key))
     done = 0
@@ -411,7 +412,7 @@ def _finish(job: _Running) -> Outcome:
         card.setdefault("notices", []).append(f"the exercises were {job.note}")
     write_json(job.scorecard, card)
     job.written.unlink(missing_ok=True)
-    return Outcome(job.submission, "graded", job.scorecard, score_line(card), card, seconds)
+    return Outcome(job.submission, "graded", job.scorecard, student_line(card), card, seconds)
 
 
 def _signal_group(process: subprocess.Popen, number: int) -> None:
@@ -465,17 +466,7 @@ def _remember(out: Path, outcome: Outcome, key: str, grader: str) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (a temporary file, then a rename)."""
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=2)
-            stream.write("\n")
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    write_text_atomically(path, json.dumps(data, indent=2) + "\n")
 
 
 # --- the class's files ------------------------------------------------------------------------------------------------
@@ -505,6 +496,6 @@ def write_class_files(
         folder.mkdir(exist_ok=True)
         suffix = ".xml" if form == "junit" else ".json"
         for name, card in graded:
-            (folder / f"{name}{suffix}").write_text(export_text(card, form), encoding="utf-8")
+            write_text_atomically(folder / f"{name}{suffix}", export_text(card, form))
         written.append(f"{form}/")
     return written

@@ -26,9 +26,7 @@ import csv
 import io
 import json
 import math
-import os
 import statistics
-import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +34,8 @@ from functools import cache
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
+
+from grader.scorecard import write_text_atomically
 
 if TYPE_CHECKING:
     import jinja2
@@ -139,7 +139,7 @@ def gradebook_csv(submissions: Sequence[Submission], order: Sequence[str]) -> st
 
 
 def write_gradebook(path: Path | str, submissions: Sequence[Submission], order: Sequence[str]) -> None:
-    _write_atomically(Path(path), gradebook_csv(submissions, order))
+    write_text_atomically(Path(path), gradebook_csv(submissions, order))
 
 
 def _rate(passed: int, graded: int) -> float | None:
@@ -271,7 +271,7 @@ def _by_duration(test: Mapping[str, Any]) -> tuple:
 
 
 def write_stats(path: Path | str, stats: Mapping[str, Any]) -> None:
-    _write_atomically(Path(path), json.dumps(stats, indent=2) + "\n")
+    write_text_atomically(Path(path), json.dumps(stats, indent=2) + "\n")
 
 
 def most_failed_first(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -347,18 +347,4 @@ def write_report(
     scorecards: str | PurePath = "scorecards",
     title: str = "Class report",
 ) -> None:
-    _write_atomically(Path(path), render_report(submissions, order, scorecards, title))
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """A temporary file in the same folder, then a rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:  # newline="": the csv module's own ends
-            stream.write(text)
-        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide it from an instructor's other tools
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    write_text_atomically(Path(path), render_report(submissions, order, scorecards, title))

@@ -55,7 +55,7 @@ from grader.plugin_api import DEFAULT_CALL_TIMEOUT, START_METHODS
 from grader.render import Place, render_check, render_text, score_line
 from grader.run import StopRequest
 from grader.sandbox import PROCESS, TIERS
-from grader.scorecard import Scorecard, write_scorecard
+from grader.scorecard import Scorecard, write_scorecard, write_text_atomically
 from grader.state import DONE, DURATIONS_FILE, State, file_hash, load_state, state_folder, stub_source
 from grader.target import project_root
 
@@ -543,11 +543,7 @@ def write_export(scorecard: Scorecard, path: Path, form: str) -> None:
     if form == "scorecard":
         write_scorecard(scorecard, path)
         return
-    text = export_text(scorecard.to_dict(), form)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    written = path.with_name(f".{path.name}.part")
-    written.write_text(text, encoding="utf-8")
-    os.replace(written, path)
+    write_text_atomically(path, export_text(scorecard.to_dict(), form))
 
 
 def grade_many(args: argparse.Namespace) -> int:

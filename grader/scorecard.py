@@ -87,13 +87,16 @@ class Scorecard:
 
 def write_scorecard(scorecard: Scorecard, path: Path) -> None:
     """Write the scorecard as JSON, atomically."""
-    path = Path(path)
+    write_text_atomically(Path(path), json.dumps(scorecard.to_dict(), indent=2) + "\n")
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """A temporary file in the same folder, then a rename: a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            json.dump(scorecard.to_dict(), stream, indent=2)
-            stream.write("\n")
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:  # newline="": the text's own line ends
+            stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide it from an instructor's other tools

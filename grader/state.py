@@ -21,13 +21,12 @@ import hashlib
 import json
 import os
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from grader.manifest import Exercise
-from grader.scorecard import Scorecard
+from grader.scorecard import Scorecard, write_text_atomically
 
 STATE_FORMAT = 1
 DONE, IN_PROGRESS, NOT_STARTED = "done", "in progress", "not started"
@@ -128,14 +127,8 @@ class State:
 
     def save(self) -> None:
         """Atomically: a reader never sees half a file."""
-        folder = state_folder(self.root)
-        folder.mkdir(parents=True, exist_ok=True)
         data = {"format": STATE_FORMAT, "exercises": {key: vars(entry) for key, entry in self.entries.items()}}
-        fd, temporary = tempfile.mkstemp(prefix=".state.", dir=folder)
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=2)
-            stream.write("\n")
-        os.replace(temporary, self.path)
+        write_text_atomically(self.path, json.dumps(data, indent=2) + "\n")
 
 
 def load_state(root: Path, exercises: list[Exercise]) -> State:

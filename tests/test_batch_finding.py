@@ -17,7 +17,7 @@ from grader.batch import (
     content_digest,
     find_submissions,
     locate_exercises,
-    score_line,
+    student_line,
     unpack,
 )
 
@@ -139,5 +139,5 @@ def test_the_key_changes_with_the_content_the_options_and_the_grader(tmp_path):
 
 def test_the_students_line_says_what_explains_the_score():
     card = {"score": 0, "max_score": 7.5, "percent": 0.0, "complete": False, "notices": ["laid out wrong", "more"]}
-    assert score_line(card) == "0/7.5 (0%) INCOMPLETE - laid out wrong (and 1 more in its scorecard)"
-    assert score_line({"score": 7, "max_score": 7, "percent": 100.0, "notices": []}) == "7/7 (100%)"
+    assert student_line(card) == "0/7.5 (0%) INCOMPLETE - laid out wrong (and 1 more in its scorecard)"
+    assert student_line({"score": 7, "max_score": 7, "percent": 100.0, "notices": []}) == "7/7 (100%)"

@@ -83,8 +83,8 @@ BATCH_WORKERS_PER_CPU = 4
 HELP_FORCE = "with --submissions --out: grade every submission again, also those graded before unchanged"
 HELP_FORMAT = (
     "what --json FILE holds (and, with --submissions --out, what OUT/<format>/ holds per student): the scorecard "
-    "(default), Gradescope's results.json, Exercism's results.json (version 3; one exercise: add --only ID) "
-    "or JUnit XML"
+    "(default), Gradescope's results.json, Exercism's results.json (version 3; one exercise: add --only ID), "
+    "JUnit XML, or the result GitHub Classroom's autograding reporter reads (one test per exercise)"
 )
 HELP_ONLY = "grade only this exercise (id or number; repeat the option for more)"
 HELP_START_METHOD = (

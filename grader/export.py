@@ -16,6 +16,10 @@ What each format is for:
   which links each test to a task. Exercism grades one exercise at a time.
 - ``junit_xml``: JUnit XML, the test report that CI services, IDEs and
   dashboards read. One ``<testsuite>`` per exercise.
+- ``classroom_results``: the result of one runner for GitHub Classroom's
+  autograding reporter (``classroom-resources/autograding-grading-reporter``),
+  which a workflow step hands over base64-encoded in ``<RUNNER>_RESULTS``;
+  the reporter adds up its tests' scores into the points Classroom records.
 
 Rules all three follow:
 
@@ -88,6 +92,24 @@ Exercism, the mapping decisions:
 - ``test_code`` is the check's description (``name``), never the hidden test
   code; ``task_id`` is the task number.
 
+GitHub Classroom, the mapping decisions:
+
+- The reporter's points are the sum of the tests' ``score`` over the sum of
+  the runners' ``max_score``, so the document has one test per exercise
+  (what a student pushes is the whole kata) and ``max_score`` is the
+  scorecard's. The exercises' scores are split from the scorecard's total so
+  that they add up to it exactly: each exercise's exact score is rounded to
+  2 decimals, down or up, the largest remainders up (an exercise scored
+  3.33 on the scorecard may show 3.34 when three such round up to a total of
+  10). Without that, three exercises of 1/3 point each would give Classroom
+  0.99 where the scorecard says 1.
+- A test's ``status`` is the exercise's: passed -> ``pass``, failed ->
+  ``fail``, error -> ``error``; the document's is ``pass`` when every
+  exercise passed, ``error`` when every one is an error, else ``fail``.
+- A test's ``message`` says the score and which checks did not pass and why
+  (the first few), the command that shows them all, and the scorecard's
+  notices; ``test_code`` is that command, never the hidden test code.
+
 JUnit, the mapping decisions:
 
 - ``<testsuites>`` carries tests, failures, errors, skipped and time (the
@@ -113,11 +135,16 @@ import math
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
+from fractions import Fraction
 from typing import Any
 
 from grader.collect import ERROR, FAILED, PASSED, SKIPPED, TIMEOUT
+from grader.score import exact_score_of
 
 EXERCISM_VERSION = 3
+CLASSROOM_VERSION = 1  # the reporter's runner result format
+CLASSROOM_CHECKS_SHOWN = 5  # failed checks named in a Classroom test's message; the check command shows all
+CLASSROOM_MESSAGE_LIMIT = 2000  # characters a test: the whole document travels base64-encoded in one variable
 EXERCISM_OUTPUT_LIMIT = 500  # characters, the spec's limit for a test's output
 EXERCISM_MESSAGE_LIMIT = 65535  # characters, the spec's limit for the top-level message
 MAX_PRINTED_CHARS = 2000  # of the code's output in a Gradescope test or a JUnit <system-out>
@@ -417,7 +444,73 @@ def junit_xml(card: dict[str, Any]) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-FORMATS = ("scorecard", "gradescope", "exercism", "junit")  # what grade --format writes; scorecard: no export
+# GitHub Classroom
+
+
+def split_total(exact: list[Fraction], total: float) -> list[float] | None:
+    """Each exact score rounded to 2 decimals, down or up, so that they add up to total (largest remainders up).
+
+    total is the exact sum rounded to 2 decimals, as grader/score.py makes it. None when no such split
+    exists (a total that is not the sum of these scores).
+    """
+    cents = [math.floor(score * 100) for score in exact]
+    missing = round(total * 100) - sum(cents)
+    if not 0 <= missing <= len(exact):
+        return None
+    order = sorted(range(len(exact)), key=lambda index: (-(exact[index] * 100 - cents[index]), index))
+    for index in order[:missing]:
+        if exact[index] * 100 == cents[index]:
+            return None  # only a score that is not whole cents may round up
+        cents[index] += 1
+    return [cent / 100 for cent in cents]
+
+
+def _classroom_message(card: dict[str, Any], exercise: dict[str, Any], score: float) -> str:
+    lines = [f"{_points(score)}/{_points(exercise['max_score'])} points"]
+    if exercise["status"] == ERROR and exercise.get("message"):
+        lines.append(f"could not be graded: {exercise['message']}")
+    # The checks that cost points: every one that did not pass, but a skipped one that carried none.
+    lost = [test for test in exercise["tests"] if test["outcome"] != PASSED and test["max_score"] > 0]
+    if exercise["status"] != ERROR and lost:
+        lines.append(f"{len(lost)} of {len(exercise['tests'])} checks did not pass:")
+        lines += [f"- {test['name']}: {test['message'] or test['outcome']}" for test in lost[:CLASSROOM_CHECKS_SHOWN]]
+    if exercise["status"] != "passed":
+        lines.append(f"python -m grader check {exercise['number']} shows every check, why, and a hint")
+        lines += _notices(card)
+    return _cut("\n".join(lines), CLASSROOM_MESSAGE_LIMIT)
+
+
+def classroom_results(card: dict[str, Any]) -> dict[str, Any]:
+    """The scorecard as one runner's result for GitHub Classroom's reporter (see the module's docstring)."""
+    exercises = card["exercises"]
+    scores = split_total([exact_score_of(exercise) for exercise in exercises], card["score"])
+    if scores is None:  # a card whose total is not its exercises' (edited by hand): their own scores
+        scores = [exercise["score"] for exercise in exercises]
+    statuses = {"passed": "pass", "failed": "fail", ERROR: "error"}
+    tests = [
+        {
+            "name": _label(exercise),
+            "status": statuses.get(exercise["status"], "fail"),
+            "score": score,
+            "max_score": exercise["max_score"],
+            "message": _classroom_message(card, exercise, score),
+            "test_code": f"python -m grader check {exercise['number']}",
+            "line_no": 0,
+            "execution_time": f"{sum(test.get('duration', 0.0) for test in exercise['tests']):.1f}s",
+        }
+        for exercise, score in zip(exercises, scores, strict=True)
+    ]
+    if tests and all(test["status"] == "pass" for test in tests):
+        status = "pass"
+    elif all(test["status"] == "error" for test in tests):
+        status = "error"
+    else:
+        status = "fail"
+    return {"version": CLASSROOM_VERSION, "status": status, "max_score": card["max_score"], "tests": tests}
+
+
+# what grade --format writes; scorecard: no export
+FORMATS = ("scorecard", "gradescope", "exercism", "junit", "classroom")
 
 
 def export_text(card: dict[str, Any], form: str) -> str:
@@ -428,4 +521,6 @@ def export_text(card: dict[str, Any], form: str) -> str:
         return json.dumps(gradescope_results(card), indent=2, ensure_ascii=False) + "\n"
     if form == "exercism":
         return json.dumps(exercism_results(card), indent=2, ensure_ascii=False) + "\n"
+    if form == "classroom":
+        return json.dumps(classroom_results(card), indent=2, ensure_ascii=False) + "\n"
     raise ValueError(f"no export called {form!r}: one of {', '.join(FORMATS[1:])}")

@@ -9,6 +9,9 @@ project later reaches students only when it is named here:
     pyproject.toml        written here from the project's: the same name, version and
                           dependencies; no extras, no tool settings
     .gitignore            written here: the virtual environment, caches, the progress folder
+    .github/workflows/classroom.yml
+                          GitHub Classroom's autograding workflow (grader/templates/
+                          classroom-workflow.yml): grades each push, reports the points
     exercises/NN_name/    README.md and the stub of each exercise in the manifest
     grader/               the grader package as the project's pyproject.toml declares it:
                           the .py files of each listed package and the listed package data
@@ -59,12 +62,15 @@ else:  # pragma: no cover - exercised on 3.10 only
 # The checkout this grader belongs to: the handout is made of its files.
 CHECKOUT = Path(__file__).resolve().parent.parent
 # The top-level entries of every handout, and nothing else.
-TOP_LEVEL = ("README.md", "pyproject.toml", ".gitignore", "exercises", "grader")
+TOP_LEVEL = ("README.md", "pyproject.toml", ".gitignore", ".github", "exercises", "grader")
+# Where GitHub Classroom's workflow goes in the handout, and where it comes from in the checkout.
+CLASSROOM_WORKFLOW = ".github/workflows/classroom.yml"
+CLASSROOM_WORKFLOW_SOURCE = "grader/templates/classroom-workflow.yml"
 # The [project] keys the handout's pyproject.toml keeps; optional-dependencies (dev, test) stay out.
 PROJECT_KEYS = ("name", "version", "description", "readme", "requires-python", "dynamic", "dependencies", "scripts")
 # The [tool] tables it keeps: how to build the package; pytest's and ruff's settings are the project's.
 TOOL_KEYS = ("setuptools",)
-GITIGNORE = ".venv/\n__pycache__/\n*.egg-info/\n.kata/\n"
+GITIGNORE = ".venv/\n__pycache__/\n*.egg-info/\n.kata/\nkata-results.json\n"
 PYPROJECT_HEADER = (
     "# Written by `python -m grader handout` from the kata's own pyproject.toml:\n"
     "# the grader and what it needs to run, nothing of the project's development.\n\n"
@@ -140,9 +146,18 @@ Do them in order: each builds on the ones before.
 | --- | --- | --- |
 $exercises
 
+## On GitHub Classroom
+
+If your class runs on GitHub Classroom, `.github/workflows/classroom.yml`
+grades each push of your repository: every exercise under every start
+method, as `python -m grader grade` does here. The points go to Classroom
+(one test per exercise), and the log of the workflow's "Grade" step shows
+each check that failed, why, and a hint. Leave the file as it is.
+
 ## What is in this folder
 
 - `exercises/`: your work, one folder per exercise.
+- `.github/workflows/classroom.yml`: the grading on GitHub Classroom (above).
 - `grader/`: the grader. Its hidden tests (`grader/hidden/`) and the scenarios
   they run (`grader/sandboxed/`) are here as source, because `check` runs them
   on your machine. They hold checks, not answers.
@@ -191,6 +206,7 @@ def build_handout(out: Path, root: Path = CHECKOUT) -> HandoutSummary:
         "README.md": render_readme(manifest).encode(),
         "pyproject.toml": render_pyproject(pyproject).encode(),
         ".gitignore": GITIGNORE.encode(),
+        CLASSROOM_WORKFLOW: _read_bytes(root, CLASSROOM_WORKFLOW_SOURCE),
     }
     building = None
     try:
@@ -203,6 +219,7 @@ def build_handout(out: Path, root: Path = CHECKOUT) -> HandoutSummary:
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(root / relative, destination)
         for relative, data in written.items():
+            (building / relative).parent.mkdir(parents=True, exist_ok=True)
             (building / relative).write_bytes(data)
         os.replace(building, out)  # an empty folder is replaced too
     except OSError as problem:
@@ -211,6 +228,11 @@ def build_handout(out: Path, root: Path = CHECKOUT) -> HandoutSummary:
         raise HandoutError(f"writing {out} failed: {problem}")
     files = sorted({*(str(path) for path in chosen), *written})
     return HandoutSummary(folder=out, files=tuple(files))
+
+
+def _read_bytes(root: Path, relative: str) -> bytes:
+    _regular_file(root, relative, "the handout")
+    return (root / relative).read_bytes()
 
 
 def _set_default_mode(folder: Path) -> None:

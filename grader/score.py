@@ -9,7 +9,9 @@ scores 0 as an error, so a lost test can never raise a score.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from fractions import Fraction
+from typing import Any
 
 from grader.collect import ERROR, FAILED, OUTCOMES, PASSED, SKIPPED, TIMEOUT, ExpectedTest, TestResult
 from grader.manifest import Exercise
@@ -114,15 +116,29 @@ def score_exercise(exercise: Exercise, results: list[TestResult], problem: str |
 
 def exact_score(exercise: ExerciseScore) -> Fraction:
     """The exercise's score without rounding: each task's points times its share of passed tests."""
+    return _exact(
+        [(task.number, task.max_score) for task in exercise.tasks],
+        [(test.task, test.outcome, test.max_score) for test in exercise.tests],
+    )
+
+
+def exact_score_of(exercise: Mapping[str, Any]) -> Fraction:
+    """exact_score of an exercise as a written scorecard holds it (a dict, as json.load gives it back)."""
+    return _exact(
+        [(task["number"], task["max_score"]) for task in exercise["tasks"]],
+        [(test["task"], test["outcome"], test["max_score"]) for test in exercise["tests"]],
+    )
+
+
+def _exact(tasks: list[tuple[int, float]], tests: list[tuple[int, str, float]]) -> Fraction:
     earned = Fraction(0)
-    for task in exercise.tasks:
+    for number, max_score in tasks:
         # The tests that share the task's points, as in score_exercise: not those skipped everywhere.
         checked = [
-            test.outcome
-            for test in exercise.tests
-            if test.task == task.number and not (test.outcome == SKIPPED and test.max_score == 0)
+            outcome for task, outcome, share in tests if task == number and not (outcome == SKIPPED and share == 0)
         ]
-        earned += Fraction(int(task.max_score)) * checked.count(PASSED) / len(checked)
+        if checked:  # a scorecard of an exercise that could not be graded may hold no test at all
+            earned += Fraction(int(max_score)) * checked.count(PASSED) / len(checked)
     return earned
 
 

@@ -1,9 +1,9 @@
-"""grader/export.py: a scorecard as Gradescope, Exercism and JUnit results, held against golden files.
+"""grader/export.py: a scorecard as Gradescope, Exercism, JUnit and GitHub Classroom results, against golden files.
 
 The input is a hand-written scorecard, tests/fixtures/exports/scorecard.json
 (valid against the schema, its totals as grader/score.py computes them); the
 expected exports lie beside it: gradescope.json, exercism-<exercise id>.json
-(one per exercise: Exercism's results describe one exercise) and junit.xml.
+(one per exercise: Exercism's results describe one exercise), junit.xml and classroom.json.
 
 After a deliberate change of an export, rewrite the golden files and read the
 diff before committing it:
@@ -36,8 +36,16 @@ from typing import Any
 import pytest
 
 from grader import scorecard
-from grader.export import EXERCISM_OUTPUT_LIMIT, UNGRADED, exercism_results, gradescope_results, junit_xml
-from grader.score import exact_score, points, total
+from grader.export import (
+    EXERCISM_OUTPUT_LIMIT,
+    UNGRADED,
+    classroom_results,
+    exercism_results,
+    gradescope_results,
+    junit_xml,
+    split_total,
+)
+from grader.score import exact_score, exact_score_of, points, total
 
 from .conftest import ROOT, Graded, grader_environment, validate_scorecard
 
@@ -157,11 +165,34 @@ def check_junit(card: dict[str, Any]) -> None:
     assert int(root.get("tests")) == sum(max(1, len(exercise["tests"])) for exercise in card["exercises"])
 
 
+def check_classroom(card: dict[str, Any]) -> None:
+    results = classroom_results(card)
+    assert json.loads(json.dumps(results)) == results
+    assert results["version"] == 1 and results["max_score"] == card["max_score"]
+    exported = results["tests"]
+    assert [test["name"] for test in exported] == [f"{e['number']:02d} {e['title']}" for e in card["exercises"]]
+    # The reporter adds the tests' scores up into Classroom's points: exactly the scorecard's score, in cents.
+    assert sum(round(test["score"] * 100) for test in exported) == round(card["score"] * 100)
+    for test, exercise in zip(exported, card["exercises"], strict=True):
+        assert test["score"] == round(test["score"], 2)
+        assert abs(Fraction(test["score"]).limit_denominator(100) - exact_score_of(exercise)) < Fraction(1, 100)
+        assert test["max_score"] == exercise["max_score"]
+        assert test["status"] == {"passed": "pass", "failed": "fail", "error": "error"}[exercise["status"]]
+        assert test["test_code"] == f"python -m grader check {exercise['number']}"
+        lost = [check for check in exercise["tests"] if check["outcome"] != "passed" and check["max_score"] > 0]
+        if exercise["status"] == "failed":
+            assert f"{len(lost)} of {len(exercise['tests'])} checks did not pass" in test["message"]
+            assert lost[0]["name"] in test["message"]
+    statuses = {test["status"] for test in exported}
+    assert results["status"] == ("pass" if statuses == {"pass"} else "error" if statuses <= {"error"} else "fail")
+
+
 def check_all(card: dict[str, Any]) -> None:
     before = copy.deepcopy(card)
     check_gradescope(card)
     check_exercism(card)
     check_junit(card)
+    check_classroom(card)
     assert card == before, "an export changed the scorecard it was given"
 
 
@@ -230,7 +261,59 @@ def test_junit_matches_its_golden_file():
     assert golden("junit.xml", text) == text
 
 
+def test_classroom_matches_its_golden_file():
+    results = classroom_results(load_card())
+    assert json.loads(golden("classroom.json", as_json(results))) == results
+
+
 # Decisions the golden files show once, pinned on their own
+
+
+def thirds_card(passed: list[int]) -> dict[str, Any]:
+    """A scorecard of three 1-point exercises, each a task of 3 checks, with passed[i] checks passed in exercise i."""
+    exercises = []
+    for number, count in enumerate(passed, start=1):
+        tests = [
+            {**load_card()["exercises"][0]["tests"][0], "task": 1, "max_score": 0.33, "outcome": outcome}
+            for outcome in ["passed"] * count + ["failed"] * (3 - count)
+        ]
+        for test in tests:
+            test["score"] = 0.33 if test["outcome"] == "passed" else 0.0
+        earned = Fraction(count, 3)
+        exercises.append(
+            {
+                "id": f"e{number}",
+                "title": f"exercise {number}",
+                "number": number,
+                "score": points(earned),
+                "max_score": 1,
+                "status": "passed" if count == 3 else "failed",
+                "message": "",
+                "tasks": [{"number": 1, "title": "t", "score": points(earned), "max_score": 1}],
+                "tests": tests,
+            }
+        )
+    score = points(sum((Fraction(count, 3) for count in passed), Fraction(0)))
+    return {**load_card(), "exercises": exercises, "score": score, "max_score": 3.0, "notices": [], "complete": True}
+
+
+@pytest.mark.parametrize("passed", [[1, 1, 1], [2, 2, 2], [1, 2, 0], [2, 2, 1], [3, 1, 1], [3, 3, 3], [0, 0, 0]])
+def test_classroom_points_add_up_to_the_scorecards_score_where_rounding_each_exercise_would_not(passed):
+    card = thirds_card(passed)
+    scores = [test["score"] for test in classroom_results(card)["tests"]]
+    assert round(sum(scores), 2) == card["score"]
+    assert all(abs(score - count / 3) < 0.01 for score, count in zip(scores, passed, strict=True))
+    check_classroom(card)
+
+
+def test_split_total_rounds_the_largest_remainders_up_and_refuses_a_total_that_is_not_the_sum():
+    thirds = [Fraction(1, 3)] * 3
+    assert split_total(thirds, 1.0) == [0.34, 0.33, 0.33]  # equal remainders: the first in order
+    assert split_total([Fraction(1, 3), Fraction(2, 3)], 1.0) == [0.33, 0.67]
+    assert split_total([Fraction(9, 2), Fraction(8, 3)], 7.17) == [4.5, 2.67]
+    assert split_total([Fraction(1), Fraction(2)], 3.5) is None  # whole scores cannot round to 3.5
+    assert split_total(thirds, 2.0) is None
+    assert split_total([], 0.0) == []
 
 
 def test_points_are_copied_exactly_never_rounded_again():
@@ -333,7 +416,7 @@ def test_grade_writes_the_chosen_format_where_json_says(tmp_path: Path):
         command = [sys.executable, "-m", "grader", "grade", "--solutions", "--start-method", "fork", "-n", "2", *args]
         return subprocess.run(command, cwd=ROOT, env=grader_environment(tmp_path), capture_output=True, text=True)
 
-    for form in ("gradescope", "exercism", "junit"):
+    for form in ("gradescope", "exercism", "junit", "classroom"):
         path = tmp_path / f"{form}.out"
         graded = grade("--only", "processes", "-q", "--format", form, "--json", str(path))
         assert graded.returncode == 0, graded.stderr

@@ -7,16 +7,20 @@ only read; a test that changes one works on its own copy.
 from __future__ import annotations
 
 import ast
+import base64
+import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from grader.cli import main
+from grader.cli import build_parser, main
 from grader.handout import HandoutError, build_handout, render_pyproject
 from grader.manifest import load_manifest
 
@@ -28,7 +32,8 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 # Every handout's top level, and nothing else (written out here, not imported: the test is the second opinion).
-EXPECTED_TOP_LEVEL = {"README.md", "pyproject.toml", ".gitignore", "exercises", "grader"}
+EXPECTED_TOP_LEVEL = {"README.md", "pyproject.toml", ".gitignore", ".github", "exercises", "grader"}
+WORKFLOW = ".github/workflows/classroom.yml"
 # Never in a handout, at any depth.
 NEVER = {"solutions", "tests", "fixtures", "benchmarks", "docs", "contracts", ".ci", ".git", "__pycache__", ".kata"}
 # A solution's line shorter than this is too common to tell a leak (`finished += 1`, `return total`).
@@ -298,3 +303,99 @@ def test_a_fresh_handout_installs_and_runs_the_students_loop_as_its_readme_says(
     assert solutions.returncode == 2, solutions.stdout + solutions.stderr
     assert "this is a handout: it has no reference solutions" in solutions.stderr, solutions.stderr
     assert "Traceback" not in solutions.stderr, solutions.stderr
+
+
+# GitHub Classroom's workflow (grader/templates/classroom-workflow.yml, shipped as .github/workflows/classroom.yml)
+
+REPORTER = "classroom-resources/autograding-grading-reporter@"
+
+
+def workflow_steps(folder: Path) -> tuple[dict, list[dict]]:
+    workflow = yaml.safe_load((folder / WORKFLOW).read_text())
+    (job,) = workflow["jobs"].values()
+    return workflow, job["steps"]
+
+
+def step_named(steps: list[dict], words: str) -> dict:
+    found = [step for step in steps if step.get("name") == words]
+    assert len(found) == 1, f"no single step named {words!r}: {[step.get('name') for step in steps]}"
+    return found[0]
+
+
+def test_the_classroom_workflow_grades_each_push_and_hands_the_points_to_the_reporter(handout: Path):
+    workflow, steps = workflow_steps(handout)
+    assert "push" in workflow["on"], workflow["on"]
+    (job,) = workflow["jobs"].values()
+    # The reporter writes the points on the check run called "Autograding Tests": the job's name.
+    assert job["name"] == "Autograding Tests" and workflow["permissions"]["checks"] == "write"
+    grading = step_named(steps, "Grade")
+    reporter = step_named(steps, "Report the points to Classroom")
+    assert steps.index(grading) < steps.index(reporter)
+    assert reporter["uses"].startswith(REPORTER) and reporter["if"] == "always()"
+    runner = reporter["with"]["runners"]
+    # The reporter reads each runner's result, base64-encoded, from <RUNNER>_RESULTS.
+    assert reporter["env"] == {f"{runner.upper()}_RESULTS": f"${{{{ steps.{grading['id']}.outputs.result }}}}"}
+    commands = [line.strip() for line in grading["run"].splitlines() if "python -m grader" in line]
+    assert len(commands) == 1, grading["run"]
+    words = shlex.split(commands[0].split("||")[0])
+    assert words[:3] == ["python", "-m", "grader"]
+    options = build_parser().parse_args(words[3:])  # every option the workflow uses is one the grader has
+    assert (options.command, options.format, options.solutions, options.submission) == (
+        "grade",
+        "classroom",
+        False,
+        None,
+    )
+    assert options.only == [] and options.start_method == "all", "Classroom grades every exercise, every method"
+    assert f"--json {options.json}" in grading["run"] and "GITHUB_OUTPUT" in grading["run"]
+    install = step_named(steps, "Install the grader")
+    assert "pip install" in install["run"] and "-e ." in install["run"]  # the grader finds exercises/ beside it
+
+
+@pytest.mark.heavy  # a virtual environment, a pip install and a grading of every exercise: about 60 s
+def test_the_classroom_workflows_steps_grade_a_push_and_report_its_points(tmp_path: Path):
+    """The workflow's own install and grade steps, run as a runner runs them, on a handout with one exercise done."""
+    folder = build_handout(tmp_path / "repository").folder
+    first = load_manifest().exercises[0]
+    shutil.copy(ROOT / "solutions" / first.folder / first.file_name, folder / first.student_file)
+    env = grader_environment(tmp_path)
+    env.pop("KATA_STATE_DIR")
+    env.update({key: value for key, value in os.environ.items() if key.startswith("PIP_") or "proxy" in key.lower()})
+    # What actions/setup-python leaves behind: a `python` first on the PATH, pip in it.
+    venv = tmp_path / "python"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"
+    outputs = tmp_path / "github_output"
+    outputs.touch()
+    env["GITHUB_OUTPUT"] = str(outputs)
+    _, steps = workflow_steps(folder)
+    for name in ("Install the grader", "Grade"):
+        step = step_named(steps, name)
+        assert step["shell"] == "bash"
+        script = tmp_path / f"{name}.sh"
+        script.write_text(step["run"])
+        # How a runner runs a step whose shell is bash.
+        done = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+            cwd=folder,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, f"{name}: {done.stdout[-3000:]}{done.stderr[-3000:]}"
+    assert first.title in done.stdout and "Traceback" not in done.stderr, done.stdout + done.stderr
+    (line,) = outputs.read_text().splitlines()
+    key, _, value = line.partition("=")
+    assert key == "result"
+    result = json.loads(base64.b64decode(value))
+    manifest = load_manifest()
+    assert result["version"] == 1 and result["status"] == "fail"
+    assert result["max_score"] == sum(exercise.max_points for exercise in manifest.exercises)
+    assert [test["name"] for test in result["tests"]] == [f"{e.number:02d} {e.title}" for e in manifest.exercises]
+    done_test, *others = result["tests"]
+    assert (done_test["status"], done_test["score"]) == ("pass", first.max_points), done_test
+    assert all(test["score"] == 0 and test["status"] in ("fail", "error") for test in others), others
+    for exercise, test in zip(manifest.exercises[1:], others, strict=True):
+        assert f"python -m grader check {exercise.number}" in test["message"], test

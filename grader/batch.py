@@ -8,10 +8,9 @@
 
 Finding: each entry of the class folder is one submission: a folder, or a
 zip file (unpacked with every name checked, sizes capped, links refused).
-Inside it, the exercise folders are looked for where students and platforms
-put them: at the top, in ``exercises/`` (a GitHub Classroom clone of this
-repository), or in the single folder a zip wraps around those. Anything else
-in the class folder is listed as skipped, with why.
+Anything else in the class folder is listed as skipped, with why. Inside a
+submission, its grader looks for the exercise folders where students and
+platforms put them (grader.target.locate_exercises) and says where.
 
 Grading: each submission is graded by ``python -m grader grade --submission``
 in a process of its own (own session, stdin from /dev/null, its output to a
@@ -153,38 +152,6 @@ def find_submissions(folder: Path) -> tuple[list[Submission], list[Skipped]]:
     return submissions, sorted(skipped, key=lambda item: item.name)
 
 
-def locate_exercises(folder: Path, exercise_folders: set[str]) -> tuple[Path, str | None]:
-    """Where in a submission the exercise folders are, and a note when it is not the top.
-
-    Looked for at the top, in exercises/ (a clone of the kata's repository), and
-    in the one folder that wraps them (a zip of a folder, a repository downloaded
-    as a zip); otherwise the top, which then grades as missing exercises.
-    """
-    candidates = [(folder, None), (folder / "exercises", "found in exercises/")]
-    inner = [path for path in _listing(folder) if path.is_dir() and not path.name.startswith(("_", "."))]
-    if len(inner) == 1:
-        wrapper = inner[0]
-        candidates += [
-            (wrapper, f"found in {wrapper.name}/"),
-            (wrapper / "exercises", f"found in {wrapper.name}/exercises/"),
-        ]
-    for candidate, note in candidates:
-        if candidate.is_dir() and not candidate.is_symlink() and _names(candidate) & exercise_folders:
-            return candidate, note
-    return folder, None
-
-
-def _listing(folder: Path) -> list[Path]:
-    try:
-        return sorted(folder.iterdir())
-    except OSError:
-        return []
-
-
-def _names(folder: Path) -> set[str]:
-    return {path.name for path in _listing(folder)}
-
-
 def unpack(archive: Path, destination: Path) -> None:
     """Unpack a student's zip file, refusing what could write outside destination or fill the disk."""
     try:
@@ -277,7 +244,6 @@ class _Running:
     written: Path
     log: Path
     key: str
-    note: str | None
     started: float
     unpacked: Path | None
 
@@ -301,7 +267,6 @@ def grade_batch(
     (out / LOGS).mkdir(parents=True, exist_ok=True)
     known = read_batch(out)
     grader = grader_digest()
-    exercise_folders = _exercise_folders()
     outcomes: dict[str, Outcome] = {}
     waiting: list[tuple[Submission, str]] = []
     for submission in submissions:
@@ -330,7 +295,7 @@ def grade_batch(
                 stopped_at = time.monotonic()
             while waiting and len(running) < max(1, jobs) and not stopping:
                 submission, key = waiting.pop(0)
-                started = _start(submission, key, out, options, exercise_folders, unpacking)
+                started = _start(submission, key, out, options, unpacking)
                 if isinstance(started, Outcome):
                     outcomes[submission.name] = started
                     done += 1
@@ -362,15 +327,7 @@ def grade_batch(
     return [outcomes[s.name] for s in submissions if s.name in outcomes]
 
 
-def _exercise_folders() -> set[str]:
-    from grader.manifest import load_manifest
-
-    return {exercise.folder for exercise in load_manifest().exercises}
-
-
-def _start(
-    submission: Submission, key: str, out: Path, options: Options, exercise_folders: set[str], unpacking: Path
-) -> _Running | Outcome:
+def _start(submission: Submission, key: str, out: Path, options: Options, unpacking: Path) -> _Running | Outcome:
     unpacked = None
     folder = submission.source
     if submission.kind == "zip":
@@ -380,12 +337,12 @@ def _start(
         except BatchError as problem:
             return Outcome(submission, "failed", None, f"not graded: {submission.source.name} {problem}")
         folder = unpacked
-    root, note = locate_exercises(folder, exercise_folders)
     scorecard = out / SCORECARDS / f"{submission.name}.json"
     written = scorecard.with_name(f".{submission.name}.json.part")
     written.unlink(missing_ok=True)
     log = out / LOGS / f"{submission.name}.log"
-    command = [sys.executable, "-m", "grader", "grade", "--submission", str(root), "--json", str(written), "-q"]
+    # The grader looks for the exercise folders inside (grader.target.locate_exercises) and says where it found them.
+    command = [sys.executable, "-m", "grader", "grade", "--submission", str(folder), "--json", str(written), "-q"]
     with open(log, "wb") as stream:
         process = subprocess.Popen(
             [*command, *options.arguments()],
@@ -394,7 +351,7 @@ def _start(
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own group: a stop reaches it from here, not from the terminal
         )
-    return _Running(submission, process, scorecard, written, log, key, note, time.monotonic(), unpacked)
+    return _Running(submission, process, scorecard, written, log, key, time.monotonic(), unpacked)
 
 
 def _finish(job: _Running) -> Outcome:
@@ -408,8 +365,6 @@ def _finish(job: _Running) -> Outcome:
         return Outcome(job.submission, "failed", None, line, seconds=seconds)
     if job.submission.kind == "zip":  # not the unpacked copy, gone once the batch ends
         card.setdefault("target", {})["path"] = str(job.submission.source.resolve())
-    if job.note:
-        card.setdefault("notices", []).append(f"the exercises were {job.note}")
     write_json(job.scorecard, card)
     job.written.unlink(missing_ok=True)
     return Outcome(job.submission, "graded", job.scorecard, student_line(card), card, seconds)

@@ -7,6 +7,8 @@
     python -m grader watch [ID]            check again whenever the exercise's file is saved
     python -m grader grade [--solutions | --submission DIR | --submissions DIR] [--only ID ...] ...
     python -m grader handout OUT           write the students' handout (exercises, grader, README) to OUT
+    python -m grader gradescope-bundle OUT.zip
+                                           write Gradescope's autograder zip (setup.sh, run_autograder, the grader)
 
 Every command that grades parses its arguments into ``grader.grading.Settings``,
 calls ``grader.grading.grade`` and renders what comes back.
@@ -120,6 +122,12 @@ HELP_HANDOUT = (
 )
 
 
+HELP_BUNDLE = (
+    "write the autograder zip of a Gradescope programming assignment to OUT.zip: setup.sh, run_autograder "
+    "(grades the submission into results.json), the grader and the exercises' stubs, never the solutions"
+)
+
+
 def _grading_options(parser: argparse.ArgumentParser) -> None:
     """The options of every command that grades."""
     parser.add_argument("--start-method", choices=(*START_METHODS, "all"), default="all", help=HELP_START_METHOD)
@@ -172,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     handout = commands.add_parser("handout", help=HELP_HANDOUT)
     handout.add_argument("out", metavar="OUT", help="the folder to write (it must not exist, or be empty)")
+
+    bundle = commands.add_parser("gradescope-bundle", help=HELP_BUNDLE)
+    bundle.add_argument("out", metavar="OUT.zip", help="the zip file to write (replaced when it exists)")
     return parser
 
 
@@ -515,6 +526,17 @@ def cmd_handout(args: argparse.Namespace) -> int:
     return EXIT_GRADED
 
 
+def cmd_gradescope_bundle(args: argparse.Namespace) -> int:
+    from grader.bundle import BundleError, build_gradescope_bundle, describe
+
+    try:
+        summary = build_gradescope_bundle(Path(args.out))
+    except BundleError as problem:
+        return _cannot(problem, "make the Gradescope bundle")
+    print(describe(summary))
+    return EXIT_GRADED
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = {
@@ -525,6 +547,7 @@ def main(argv: list[str] | None = None) -> int:
         "watch": cmd_watch,
         "grade": cmd_grade,
         "handout": cmd_handout,
+        "gradescope-bundle": cmd_gradescope_bundle,
     }
     return commands[args.command](args)
 

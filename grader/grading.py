@@ -215,6 +215,8 @@ def grade(
         shutil.rmtree(workdir, ignore_errors=True)
 
     notices = [f"{exercise_id}: {problem}" for exercise_id, problem in staged.problems.items()]
+    if plan.target.note:
+        notices.insert(0, f"the exercises were {plan.target.note}")
     complete = report_problem is None and output.stopped is None and output.exit_code is not None
     unfinished = "the scorecard is incomplete: every test that did not finish scores 0 as an error"
     if output.stopped == DEADLINE:

@@ -48,7 +48,8 @@ class TargetError(Exception):
 @dataclass(frozen=True)
 class Target:
     kind: str  # one of KINDS
-    path: Path  # the folder as given, resolved
+    path: Path  # the folder graded, resolved: for a submission, where its exercise folders were found
+    note: str | None = None  # where they were found, when not at the top of the folder given
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,44 @@ def choose_target(kind: str, path: str | Path | None = None) -> Target:
         raise TargetError(f"{shown} does not exist: give a folder laid out like exercises/")
     if not folder.is_dir():
         raise TargetError(f"{shown} is a file, not a folder: give a folder laid out like exercises/")
+    if kind == "submission":
+        located, note = locate_exercises(folder.resolve(), {exercise.folder for exercise in load_manifest().exercises})
+        return Target(kind=kind, path=located, note=note)
     return Target(kind=kind, path=folder.resolve())
+
+
+def locate_exercises(folder: Path, exercise_folders: set[str]) -> tuple[Path, str | None]:
+    """Where in a submission the exercise folders are, and a note when it is not the top.
+
+    Looked for where students and platforms put them: at the top, in exercises/
+    (a clone of the kata's repository, a GitHub Classroom or Gradescope
+    repository submission), and in the one folder that wraps them (a zip of a
+    folder, a repository downloaded as a zip); otherwise the top, which then
+    grades as missing exercises. Symbolic links are never followed here.
+    """
+    candidates = [(folder, None), (folder / "exercises", "found in exercises/")]
+    inner = [path for path in _listing(folder) if path.is_dir() and not path.name.startswith(("_", "."))]
+    if len(inner) == 1:
+        wrapper = inner[0]
+        candidates += [
+            (wrapper, f"found in {wrapper.name}/"),
+            (wrapper / "exercises", f"found in {wrapper.name}/exercises/"),
+        ]
+    for candidate, note in candidates:
+        if candidate.is_dir() and not candidate.is_symlink() and _names(candidate) & exercise_folders:
+            return candidate, note
+    return folder, None
+
+
+def _listing(folder: Path) -> list[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except OSError:
+        return []
+
+
+def _names(folder: Path) -> set[str]:
+    return {path.name for path in _listing(folder)}
 
 
 def stage(target: Target, exercises: list[Exercise], destination: Path) -> StagedTarget:

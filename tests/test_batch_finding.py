@@ -16,10 +16,10 @@ from grader.batch import (
     batch_key,
     content_digest,
     find_submissions,
-    locate_exercises,
     student_line,
     unpack,
 )
+from grader.target import choose_target, locate_exercises
 
 FOLDERS = {"01_processes", "02_pool"}
 
@@ -141,3 +141,15 @@ def test_the_students_line_says_what_explains_the_score():
     card = {"score": 0, "max_score": 7.5, "percent": 0.0, "complete": False, "notices": ["laid out wrong", "more"]}
     assert student_line(card) == "0/7.5 (0%) INCOMPLETE - laid out wrong (and 1 more in its scorecard)"
     assert student_line({"score": 7, "max_score": 7, "percent": 100.0, "notices": []}) == "7/7 (100%)"
+
+
+def test_a_single_submission_is_graded_where_its_exercises_are_and_says_where(tmp_path):
+    """grade --submission (one student, a Gradescope upload, a Classroom clone) looks where a batch looks."""
+    clone = tmp_path / "clone"
+    (clone / "exercises" / "01_processes").mkdir(parents=True)
+    (clone / "README.md").write_text("the kata")
+    target = choose_target("submission", clone)
+    assert (target.path, target.note) == ((clone / "exercises").resolve(), "found in exercises/")
+    flat = tmp_path / "flat"
+    (flat / "01_processes").mkdir(parents=True)
+    assert (choose_target("submission", flat).path, choose_target("submission", flat).note) == (flat.resolve(), None)

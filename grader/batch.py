@@ -23,6 +23,15 @@ Resuming: ``batch.json`` keeps, per submission, a key made of the grader's own
 files, the grading options and the submission's content. A rerun skips every
 submission whose key is unchanged and whose scorecard is still there;
 ``force`` grades them all again.
+
+Sharding: ``--shard K/N`` grades only the K-th of N shares of the class (the
+submissions in name order, every N-th from the K-th), so that N machines, CI
+jobs or job-array tasks grade a class between them; each writes its own OUT.
+``merge`` puts the N OUTs together into one, with the class's files made from
+all the scorecards, as one run would have made them. Each OUT's batch.json
+says which shard it is, of which class, by which grader with which options:
+merge refuses shards that do not belong together, or a class with a shard
+missing, rather than write a gradebook that lacks students.
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ BATCH_FILE = "batch.json"
 SCORECARDS = "scorecards"
 LOGS = "logs"
 BATCH_FORMAT = 1
+SHARD_HELP = "K/N, two whole numbers with 1 <= K <= N (the K-th of N shares of the class)"
 # A zip that unpacks to more than this, or holds more files, is not a student's exercises.
 MAX_UNPACKED_BYTES = 200 << 20
 MAX_ZIP_MEMBERS = 20_000
@@ -407,6 +417,14 @@ def read_batch(out: Path) -> dict[str, dict[str, Any]]:
         return {}
 
 
+def _read_batch_file(out: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((out / BATCH_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _remember(out: Path, outcome: Outcome, key: str, grader: str) -> None:
     known = read_batch(out)
     if outcome.state == "graded":
@@ -417,7 +435,8 @@ def _remember(out: Path, outcome: Outcome, key: str, grader: str) -> None:
         }
     else:
         known.pop(outcome.submission.name, None)
-    write_json(out / BATCH_FILE, {"format": BATCH_FORMAT, "grader": grader, "submissions": known})
+    kept = _read_batch_file(out)  # what the class's files added (the class, the shard, the options) stays
+    write_json(out / BATCH_FILE, {**kept, "format": BATCH_FORMAT, "grader": grader, "submissions": known})
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -428,9 +447,16 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def write_class_files(
-    out: Path, graded: list[tuple[str, dict[str, Any]]], skipped: list[Skipped], form: str = "scorecard"
+    out: Path,
+    graded: list[tuple[str, dict[str, Any]]],
+    skipped: list[Skipped],
+    form: str = "scorecard",
+    about: dict[str, Any] | None = None,
 ) -> list[str]:
-    """The gradebook, the statistics and the page of the class (and each student's export); the names written."""
+    """The gradebook, the statistics and the page of the class (and each student's export); the names written.
+
+    about: what batch.json also keeps of the run: the class (every submission's name), the shard, the options.
+    """
     from grader.classview import class_stats, write_gradebook, write_report, write_stats
     from grader.manifest import load_manifest
 
@@ -441,7 +467,8 @@ def write_class_files(
     write_stats(out / "stats.json", class_stats(graded, order))
     write_report(out / "report.html", graded, order, scorecards=SCORECARDS)
     written = ["gradebook.csv", "stats.json", "report.html"]
-    batch = json.loads((out / BATCH_FILE).read_text()) if (out / BATCH_FILE).is_file() else {}
+    batch = _read_batch_file(out)
+    batch.update(about or {})
     batch["skipped"] = [asdict(item) for item in skipped]
     write_json(out / BATCH_FILE, batch)
     if form != "scorecard":
@@ -454,3 +481,108 @@ def write_class_files(
             write_text_atomically(folder / f"{name}{suffix}", export_text(card, form))
         written.append(f"{form}/")
     return written
+
+
+# --- shards -----------------------------------------------------------------------------------------------------------
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """(K, N) of "K/N"; BatchError when it is not two whole numbers with 1 <= K <= N."""
+    index, _, count = text.partition("/")
+    try:
+        shard = int(index), int(count)
+    except ValueError:
+        raise BatchError(f"--shard {text}: give {SHARD_HELP}")
+    if not 1 <= shard[0] <= shard[1]:
+        raise BatchError(f"--shard {text}: give {SHARD_HELP}")
+    return shard
+
+
+def shard_of(submissions: list[Submission], index: int, count: int) -> list[Submission]:
+    """The index-th of count shares (from 1): every count-th submission in name order, from the index-th."""
+    ordered = sorted(submissions, key=lambda submission: submission.name)
+    return ordered[index - 1 :: count]
+
+
+@dataclass(frozen=True)
+class Merged:
+    out: Path
+    shards: int
+    graded: list[tuple[str, dict[str, Any]]]
+    skipped: list[Skipped]
+    not_graded: list[str]  # in the class, but no shard has a scorecard of it (its grader wrote none)
+    written: list[str]
+
+
+def merge_shards(shard_outs: list[Path], out: Path, form: str = "scorecard") -> Merged:
+    """Put the OUTs of a class's shards together into out, with the class's files made from all their scorecards.
+
+    Raises BatchError, saying why, when an OUT is not a shard's (no batch.json, or one without a shard), when the
+    shards were graded by different graders, with different options or of different classes, when one is given
+    twice or is missing, or when out is one of them.
+    """
+    if not shard_outs:
+        raise BatchError("merge: give the OUT folder of every shard")
+    out = out.resolve()
+    infos = []
+    for folder in shard_outs:
+        if not (folder / BATCH_FILE).is_file():
+            raise BatchError(f"{folder}: no {BATCH_FILE} in it: give the --out folders of grade --submissions --shard")
+        if folder.resolve() == out:
+            raise BatchError(f"{folder}: --out must be a folder of its own, not one of the shards")
+        info = _read_batch_file(folder)
+        if not info.get("shard") or "class" not in info:
+            raise BatchError(f"{folder}: its {BATCH_FILE} says no shard: it was not graded with --shard K/N")
+        infos.append((folder, info))
+    first_folder, first = infos[0]
+    for folder, info in infos[1:]:
+        for key, what in (("grader", "another grader"), ("options", "other options"), ("class", "another class")):
+            if info.get(key) != first.get(key):
+                raise BatchError(f"{folder} and {first_folder} were graded by {what}: grade every shard alike")
+    counts = {parse_shard(info["shard"])[1] for _, info in infos}
+    if len(counts) > 1:
+        raise BatchError(f"the shards are of different splits ({', '.join(info['shard'] for _, info in infos)})")
+    (count,) = counts
+    given = [parse_shard(info["shard"])[0] for _, info in infos]
+    twice = sorted({index for index in given if given.count(index) > 1})
+    if twice:
+        raise BatchError(f"shard {twice[0]}/{count} is given more than once")
+    missing = sorted(set(range(1, count + 1)) - set(given))
+    if missing:
+        shown = ", ".join(f"{index}/{count}" for index in missing)
+        raise BatchError(f"shard {shown} is missing: merge needs every shard of the class")
+
+    submissions: dict[str, Any] = {}
+    graded: list[tuple[str, dict[str, Any]]] = []
+    logs: dict[str, Path] = {}
+    skipped: dict[str, Skipped] = {}
+    for folder, info in infos:
+        for name, entry in sorted(info.get("submissions", {}).items()):
+            card = _read_card(folder / SCORECARDS / f"{name}.json")
+            if card is None:
+                continue  # its grader wrote no scorecard: in the class list, graded by none
+            if name in submissions:
+                raise BatchError(f"{name} was graded in more than one shard: grade the shards of one split")
+            submissions[name] = entry
+            logs[name] = folder / LOGS / f"{name}.log"
+            graded.append((name, card))
+        for item in info.get("skipped", []):
+            skipped[item["name"]] = Skipped(item["name"], item["why"])
+    # Nothing is written before every shard was read and found to belong.
+    (out / SCORECARDS).mkdir(parents=True, exist_ok=True)
+    (out / LOGS).mkdir(parents=True, exist_ok=True)
+    for name, card in graded:
+        write_json(out / SCORECARDS / f"{name}.json", card)
+        if logs[name].is_file():
+            shutil.copyfile(logs[name], out / LOGS / f"{name}.log")
+    everyone = list(first["class"])
+    not_graded = sorted(set(everyone) - set(submissions))
+    merged_from = [str(folder) for folder, _ in infos]
+    write_json(
+        out / BATCH_FILE,
+        {"format": BATCH_FORMAT, "grader": first["grader"], "submissions": submissions, "merged_from": merged_from},
+    )
+    about = {"class": everyone, "options": first.get("options")}
+    ordered = sorted(graded, key=lambda pair: everyone.index(pair[0]) if pair[0] in everyone else len(everyone))
+    written = write_class_files(out, ordered, sorted(skipped.values(), key=lambda s: s.name), form, about)
+    return Merged(out, count, ordered, sorted(skipped.values(), key=lambda s: s.name), not_graded, written)

@@ -6,6 +6,8 @@
     python -m grader reset ID [--yes]      put the stub back (your file is kept in .kata/backups/)
     python -m grader watch [ID]            check again whenever the exercise's file is saved
     python -m grader grade [--solutions | --submission DIR | --submissions DIR] [--only ID ...] ...
+    python -m grader merge OUT1 OUT2 ... --out OUT
+                                           put the OUTs of a class's shards (grade --shard K/N) together
     python -m grader handout OUT           write the students' handout (exercises, grader, README) to OUT
     python -m grader gradescope-bundle OUT.zip
                                            write Gradescope's autograder zip (setup.sh, run_autograder, the grader)
@@ -35,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
@@ -82,6 +85,14 @@ HELP_JOBS = (
 # more than they compute. Measured on 2 CPUs, 20 mixed submissions at --jobs 4: 304 s with 2 workers per grader,
 # 177 s with 8 (the slowest submission, every function blocked, sets the pace).
 BATCH_WORKERS_PER_CPU = 4
+HELP_SHARD = (
+    "with --submissions --out: grade only the K-th of N shares of the class (in name order, every N-th from the "
+    "K-th), for a CI matrix or a job array; python -m grader merge puts the N OUTs together"
+)
+HELP_MERGE = (
+    "put the --out folders of a class's shards (grade --submissions --shard K/N) together: every scorecard, "
+    "and the gradebook, statistics and page of the whole class, as one run would have written them"
+)
 HELP_FORCE = "with --submissions --out: grade every submission again, also those graded before unchanged"
 HELP_FORMAT = (
     "what --json FILE holds (and, with --submissions --out, what OUT/<format>/ holds per student): the scorecard "
@@ -174,12 +185,18 @@ def build_parser() -> argparse.ArgumentParser:
     grade_parser.add_argument("--out", metavar="OUT", help=HELP_OUT)
     grade_parser.add_argument("--jobs", type=int, default=None, metavar="J", help=HELP_JOBS)
     grade_parser.add_argument("--force", action="store_true", help=HELP_FORCE)
+    grade_parser.add_argument("--shard", metavar="K/N", help=HELP_SHARD)
     grade_parser.add_argument("--fail-under", type=float, metavar="PERCENT", help=HELP_FAIL_UNDER)
     grade_parser.add_argument("--deadline", type=float, default=DEFAULT_DEADLINE, metavar="S", help=HELP_DEADLINE)
     grade_parser.add_argument("-q", "--quiet", action="store_true", help="print only the score line")
 
     handout = commands.add_parser("handout", help=HELP_HANDOUT)
     handout.add_argument("out", metavar="OUT", help="the folder to write (it must not exist, or be empty)")
+
+    merge = commands.add_parser("merge", help=HELP_MERGE)
+    merge.add_argument("shards", nargs="+", metavar="SHARD_OUT", help="the --out folder of each shard")
+    merge.add_argument("--out", required=True, metavar="OUT", help="the folder to write the whole class's files in")
+    merge.add_argument("--format", choices=FORMATS, default="scorecard", help="what OUT/<format>/ holds per student")
 
     bundle = commands.add_parser("gradescope-bundle", help=HELP_BUNDLE)
     bundle.add_argument("out", metavar="OUT.zip", help="the zip file to write (replaced when it exists)")
@@ -479,7 +496,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    if args.submissions or args.out or args.jobs is not None or args.force:
+    if args.submissions or args.out or args.jobs is not None or args.force or args.shard:
         return grade_many(args)
     if args.format == "exercism" and len(args.only) != 1:
         return _cannot(CannotGrade("--format exercism describes one exercise: add --only ID"))
@@ -548,6 +565,7 @@ def main(argv: list[str] | None = None) -> int:
         "grade": cmd_grade,
         "handout": cmd_handout,
         "gradescope-bundle": cmd_gradescope_bundle,
+        "merge": cmd_merge,
     }
     return commands[args.command](args)
 
@@ -571,7 +589,15 @@ def write_export(scorecard: Scorecard, path: Path, form: str) -> None:
 
 def grade_many(args: argparse.Namespace) -> int:
     """--submissions: every submission of a class, side by side, a line each, and the class's files in --out."""
-    from grader.batch import BatchError, Options, find_submissions, grade_batch, write_class_files
+    from grader.batch import (
+        BatchError,
+        Options,
+        find_submissions,
+        grade_batch,
+        parse_shard,
+        shard_of,
+        write_class_files,
+    )
 
     try:
         if not args.submissions:
@@ -580,15 +606,20 @@ def grade_many(args: argparse.Namespace) -> int:
             raise CannotGrade("--submissions writes one scorecard per submission: use --out OUT, not --json")
         if args.force and not args.out:
             raise CannotGrade("--force regrades what an earlier run wrote in --out: give --out OUT")
+        if args.shard and not args.out:
+            raise CannotGrade("--shard writes the shard's files for merge to put together: give --out OUT")
         if args.jobs is not None and args.jobs < 1:
             raise CannotGrade(f"--jobs {args.jobs}: give 1 or more")
         if args.format == "exercism" and len(args.only) != 1:
             raise CannotGrade("--format exercism describes one exercise: add --only ID")
         try:
             submissions, skipped = find_submissions(Path(args.submissions))
+            everyone = [submission.name for submission in submissions]
+            if args.shard:
+                submissions = shard_of(submissions, *parse_shard(args.shard))
         except BatchError as problem:
             raise CannotGrade(str(problem))
-        validate(settings_from(args, target="submission", path=submissions[0].source))  # bad settings stop it first
+        validate(settings_from(args, target="submission", path=args.submissions))  # bad settings stop it first
     except GRADING_ERRORS as problem:
         return _cannot(problem)
     jobs = args.jobs or os.cpu_count() or 1
@@ -610,7 +641,8 @@ def grade_many(args: argparse.Namespace) -> int:
         outcomes = grade_batch(submissions, out, options, jobs, args.force, view.progress, stop)
     graded = [(o.submission.name, o.card) for o in outcomes if o.card is not None]
     if args.out:
-        written = write_class_files(out, graded, skipped, args.format)
+        about = {"class": everyone, "shard": args.shard, "options": asdict(options)}
+        written = write_class_files(out, graded, skipped, args.format, about)
         console.print(f"{len(outcomes)} of {len(submissions)} submissions in {time.monotonic() - started:.0f} s; "
                       f"wrote {', '.join(written)} in {out}", markup=False)  # fmt: skip
     else:
@@ -620,6 +652,23 @@ def grade_many(args: argparse.Namespace) -> int:
     # Under --fail-under, a submission its grader could not score counts as under it too.
     under = args.fail_under is not None and any(o.card is None or o.card["percent"] < args.fail_under for o in outcomes)
     return EXIT_UNDER if under else EXIT_GRADED
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    """merge: the shards' OUTs become one, with the whole class's files."""
+    from grader.batch import BatchError, merge_shards
+
+    try:
+        merged = merge_shards([Path(folder) for folder in args.shards], Path(args.out), args.format)
+    except BatchError as problem:
+        return _cannot(problem, "merge")
+    for name in merged.not_graded:
+        print(f"{name}: not graded (its grader wrote no scorecard in any shard; see that shard's logs/)")
+    print(
+        f"merged {merged.shards} shards: {len(merged.graded)} students graded, {len(merged.skipped)} entries skipped; "
+        f"wrote {', '.join(merged.written)} in {merged.out}"
+    )
+    return EXIT_GRADED
 
 
 def end_by_signal(number: int) -> int:

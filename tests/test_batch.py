@@ -103,6 +103,42 @@ def test_a_rerun_skips_what_is_unchanged_and_regrades_what_changed_or_everything
     assert "unchanged" not in other.stdout, "other options are another grading"
 
 
+def test_shards_merged_give_the_gradebook_of_one_run(tmp_path):
+    """A class graded as 2 shards (a CI matrix, a job array), then merged: one run's gradebook, byte for byte."""
+    group = make_class(tmp_path)
+    whole = tmp_path / "whole"
+    graded = run(tmp_path, "--submissions", str(group), "--out", str(whole), "--jobs", "3", *OPTIONS)
+    assert graded.returncode == 0, graded.stderr
+    shards = [tmp_path / "shard-1", tmp_path / "shard-2"]
+    names = []
+    for index, shard in enumerate(shards, start=1):
+        part = run(tmp_path, "--submissions", str(group), "--out", str(shard), "--shard", f"{index}/2", *OPTIONS)
+        assert part.returncode == 0, part.stderr
+        names.append(sorted(path.stem for path in (shard / "scorecards").glob("*.json")))
+    # In name order, every 2nd from the 1st and from the 2nd (frank's zip cannot be read: no scorecard).
+    assert names == [["alice", "carol", "erin"], ["bob", "dan"]]
+
+    merged = tmp_path / "merged"
+    command = [sys.executable, "-m", "grader", "merge", *map(str, shards), "--out", str(merged)]
+    done = subprocess.run(command, cwd=ROOT, env=grader_environment(tmp_path), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "frank: not graded" in done.stdout and "merged 2 shards: 5 students graded" in done.stdout, done.stdout
+    assert (merged / "gradebook.csv").read_bytes() == (whole / "gradebook.csv").read_bytes()
+    assert sorted(path.name for path in (merged / "scorecards").iterdir()) == sorted(
+        path.name for path in (whole / "scorecards").iterdir()
+    )
+    for name in ("stats.json", "report.html"):
+        assert (merged / name).is_file()
+    stats = [json.loads((folder / "stats.json").read_text()) for folder in (merged, whole)]
+    assert [s["students"] for s in stats] == [5, 5] and stats[0]["histogram"] == stats[1]["histogram"]
+    batch = json.loads((merged / "batch.json").read_text())
+    assert {item["name"] for item in batch["skipped"]} == {".git", "marks.csv"}
+
+    refused = subprocess.run([*command[:4], str(shards[0]), "--out", str(tmp_path / "x")], cwd=ROOT,
+                             env=grader_environment(tmp_path), capture_output=True, text=True)  # fmt: skip
+    assert refused.returncode == 2 and "shard 2/2 is missing" in refused.stderr, refused.stderr
+
+
 def test_a_batch_that_cannot_start_says_why_in_one_line(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -116,6 +152,9 @@ def test_a_batch_that_cannot_start_says_why_in_one_line(tmp_path):
         (("--submissions", str(tmp_path), "--jobs", "0"), "--jobs 0"),
         (("--submissions", str(tmp_path), "--format", "exercism"), "add --only"),
         (("--submissions", str(tmp_path), "--only", "nothing"), "no such exercise"),
+        (("--submissions", str(tmp_path), "--shard", "1/2"), "give --out"),
+        (("--submissions", str(tmp_path), "--out", str(tmp_path / "out"), "--shard", "3/2"), "--shard 3/2"),
+        (("--submissions", str(tmp_path), "--out", str(tmp_path / "out"), "--shard", "one"), "--shard one"),
     ]
     for arguments, reason in cases:
         graded = run(tmp_path, *arguments)

@@ -139,6 +139,18 @@ def test_shards_merged_give_the_gradebook_of_one_run(tmp_path):
     assert refused.returncode == 2 and "shard 2/2 is missing" in refused.stderr, refused.stderr
 
 
+def test_a_class_of_zips_only_is_graded(tmp_path):
+    """The batch's settings are checked against the class folder, never against its first entry (a zip here)."""
+    group = tmp_path / "class"
+    group.mkdir()
+    with zipfile.ZipFile(group / "ada.zip", "w") as bundle:
+        for path in (ROOT / "solutions" / "01_processes").glob("*.py"):
+            bundle.write(path, f"01_processes/{path.name}")
+    graded = run(tmp_path, "--submissions", str(group), *OPTIONS)
+    assert graded.returncode == 0, graded.stderr
+    assert "ada: 7/7 (100%)" in graded.stdout, graded.stdout
+
+
 def test_a_batch_that_cannot_start_says_why_in_one_line(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

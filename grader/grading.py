@@ -30,6 +30,7 @@ from grader import __version__
 from grader.collect import ERROR, FAILED, PASSED, SKIPPED, TIMEOUT, ExpectedTest, collect, read_expected
 from grader.manifest import Exercise, ManifestError, Task, load_manifest
 from grader.plugin_api import DEFAULT_CALL_TIMEOUT, START_METHODS, read_durations
+from grader.protocol import Limits
 from grader.run import DEADLINE, RunSettings, StopRequest, run_hidden_tests
 from grader.sandbox import TIERS, Isolation, IsolationUnavailable, detect_isolation
 from grader.score import score_exercise, total
@@ -159,7 +160,7 @@ class _Progress:
         test = self.expected.get(nodeid)
         if test is None or nodeid in self.ended:
             return
-        outcome = {"passed": PASSED, "skipped": SKIPPED}.get(line.get("outcome"), FAILED)
+        outcome = {"passed": PASSED, "skipped": SKIPPED}.get(str(line.get("outcome")), FAILED)
         if line.get("kind") in (TIMEOUT, ERROR):
             outcome = line["kind"]
         self.ended[nodeid] = outcome
@@ -229,10 +230,10 @@ def grade(
     scored = []
     for exercise in plan.exercises:
         own = [r for r in results if r.test.exercise == exercise.id]
-        problem = staged.problems.get(exercise.id)
-        if problem is None and output.stopped and not own:
-            problem = "grading was stopped before its tests ran"
-        scored.append(score_exercise(exercise, own, problem))
+        why = staged.problems.get(exercise.id)
+        if why is None and output.stopped and not own:
+            why = "grading was stopped before its tests ran"
+        scored.append(score_exercise(exercise, own, why))
     score, max_score, percent = total(scored)
     if settings.durations_file is not None and output.stopped is None:
         remember_durations(settings.durations_file, scored)
@@ -247,7 +248,11 @@ def grade(
             "default_start_method": multiprocessing.get_start_method(allow_none=False),
         },
         start_methods=list(plan.start_methods),
-        isolation={"tier": isolation.tier, "note": isolation.note},
+        isolation={
+            "tier": isolation.tier,
+            "note": isolation.note,
+            "memory": {"limit_mib": Limits().tree_memory_mib, "mechanism": "watchdog"},
+        },
         started_at=started_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
         duration=round(time.monotonic() - clock, 2),
         complete=complete,

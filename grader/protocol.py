@@ -68,6 +68,9 @@ class Limits:
     file_size_mib: int = 16
     cpu_seconds: int = 60
     processes: int = 0  # 0: the runner picks "what this user has now + a margin"
+    # Memory of the call's whole process tree (the zygote's watchdog): address_space_mib caps one process,
+    # and a call may start up to `processes` of them.
+    tree_memory_mib: int = 1024
 
 
 def _document(text: str) -> dict[str, Any]:
@@ -205,3 +208,5 @@ class CallResult:
     detail: str = ""  # why, for TIMEOUT, CRASHED and INVALID
     # For TIMEOUT: where the graded code was when the deadline passed ("where", "waiting_in", "busy").
     stuck: dict[str, Any] | None = None
+    # The most memory the call's processes held together at one look of the watchdog, in MiB (None: not measured).
+    memory_peak_mib: float | None = None

@@ -70,6 +70,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -277,20 +278,20 @@ def detect_isolation(requested: str = "auto", private: tuple[Path, ...] = ()) ->
     uid = reserve_uid()
     problems = []
     if requested in ("auto", NAMESPACES):
-        problem = _namespaces_problem(uid)
-        if problem is None:
+        refused = _namespaces_problem(uid)
+        if refused is None:
             return Isolation(NAMESPACES, uid=uid)
         if requested == NAMESPACES:
-            raise IsolationUnavailable(problem)
-        problems.append(f"namespaces: {problem}")
-    problem, python, readable = _user_tier(uid, list(private))
-    if problem is None:
+            raise IsolationUnavailable(refused)
+        problems.append(f"namespaces: {refused}")
+    refused, python, readable = _user_tier(uid, list(private))
+    if refused is None:
         other = "" if python == os.path.realpath(sys.executable) else f"graded code runs on {python}"
         note = "; ".join(part for part in (*problems, other, readable) if part)
         return Isolation(USER, uid=uid, python=python, note=note)
     if requested == USER:
-        raise IsolationUnavailable(problem)
-    return Isolation(PROCESS, note="; ".join([*problems, f"user: {problem}"]))
+        raise IsolationUnavailable(refused)
+    return Isolation(PROCESS, note="; ".join([*problems, f"user: {refused}"]))
 
 
 def stage_harness(destination: Path) -> Path:
@@ -471,7 +472,7 @@ class Zygote:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def send(self, message: dict[str, Any], fds: list[int] = ()) -> None:
+    def send(self, message: dict[str, Any], fds: Sequence[int] = ()) -> None:
         socket.send_fds(self.control, [json.dumps(message).encode()], list(fds))
 
     def receive(self, timeout: float | None = 0) -> dict[str, Any] | None:
@@ -511,8 +512,8 @@ class Zygote:
                 return None, message
         return None, None
 
-    def stop_call(self) -> int | None:
-        """Ask for the running call to be killed; its exit code, or raise ZygoteFailed."""
+    def stop_call(self) -> dict[str, Any]:
+        """Ask for the running call to be killed; the zygote's "ended" message, or raise ZygoteFailed."""
         try:
             self.send({"stop": True})
         except OSError as exc:
@@ -523,7 +524,7 @@ class Zygote:
             if message is None or message == {}:
                 break
             if "ended" in message:
-                return message["ended"]
+                return message
         raise ZygoteFailed("the sandbox did not end the call")
 
     def kill(self, uid: int | None = None) -> None:
@@ -672,6 +673,7 @@ class Sandbox:
             code = home / "code"
             shutil.copytree(module_dir, code, ignore=shutil.ignore_patterns("__pycache__"))
             _open_to_all(code)
+            assert self.isolation.uid is not None  # the user tier always has a uid of its own
             os.chown(home, self.isolation.uid, self.isolation.uid)
             inside = str(code)
         request = CallRequest(
@@ -688,6 +690,7 @@ class Sandbox:
                 # CPU time per process: a little over the wall-clock budget.
                 cpu_seconds=max(self.limits.cpu_seconds, int(timeout) + 5),
                 processes=self.limits.processes,
+                tree_memory_mib=self.limits.tree_memory_mib,
             ),
         )
         read_end, write_end = os.pipe()
@@ -710,7 +713,7 @@ class Sandbox:
                 looked, ended = zygote.dump_stack()
             if ended is None:
                 try:
-                    ended = {"ended": zygote.stop_call()}
+                    ended = zygote.stop_call()
                 except ZygoteFailed:
                     ended = {}
             if not overflow:
@@ -718,10 +721,11 @@ class Sandbox:
                 raw += more
         finally:
             os.close(read_end)
+        assert ended is not None  # the call's end, the zygote's answer to a stop, or {} when it is gone
         if "ended" not in ended:  # the zygote is gone or stuck: end it and all it ran; the next call starts another
             self._discard(key)
         errors, dump = split_stack_dump(home / "stderr")
-        common = {
+        common: dict[str, Any] = {
             "stdout": _read_head(home / "stdout"),
             "stderr": errors,
             "exit_code": ended.get("ended"),
@@ -730,7 +734,21 @@ class Sandbox:
         result = _result(raw, finished, overflow, timeout if raw.startswith(IMPORTED) else import_budget, common)
         if result.status == TIMEOUT and looked is not None:
             result = dataclasses.replace(result, stuck={**where_stuck(dump, inside), "busy": looked.get("busy")})
-        return result
+        watched = ended.get("memory")
+        memory: dict[str, Any] = watched if isinstance(watched, dict) else {}
+        if memory.get("exceeded"):  # the watchdog ended the call: whatever came back is not its answer
+            result = CallResult(status=CRASHED, detail=memory_words(memory), **common)
+        peak = memory.get("peak_mib")
+        return dataclasses.replace(result, memory_peak_mib=peak if isinstance(peak, (int, float)) else None)
+
+
+def memory_words(memory: dict[str, Any]) -> str:
+    """Why the watchdog ended a call, in a student's words."""
+    return (
+        f"the code's processes together used more memory than a call may use: at most {memory.get('limit_mib')} MiB "
+        f"for all the processes it starts (they held {memory.get('peak_mib')} MiB when they were stopped); "
+        "use less memory, or fewer processes at once"
+    )
 
 
 def _wait(zygote: Zygote, read_end: int, deadline: float, import_deadline: float) -> tuple[bytes, dict | None, bool]:
@@ -753,7 +771,7 @@ def _wait(zygote: Zygote, read_end: int, deadline: float, import_deadline: float
         until = deadline if imported else min(deadline, import_deadline)
         if now >= until:
             return b"".join(chunks), None, False
-        watched = [zygote.control, read_end] if open_pipe else [zygote.control]
+        watched: list[Any] = [zygote.control, read_end] if open_pipe else [zygote.control]
         ready, _, _ = select.select(watched, [], [], until - now)
         if read_end in ready:
             data, open_pipe = _read_some(read_end)
@@ -771,7 +789,7 @@ def _wait(zygote: Zygote, read_end: int, deadline: float, import_deadline: float
 
 def _read_some(fd: int) -> tuple[list[bytes], bool]:
     """What a non-blocking pipe holds now, and whether it is still open."""
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         try:
             data = os.read(fd, 65536)
@@ -832,7 +850,7 @@ def descendants() -> set[tuple[int, float]]:
     return found
 
 
-def sweep_descendants(keep: set[tuple[int, float]] = frozenset()) -> int:
+def sweep_descendants(keep: Collection[tuple[int, float]] = frozenset()) -> int:
     """SIGKILL every descendant not in keep, round after round, and reap them.
 
     Returns how many processes were killed. Zombies are reaped, not counted:

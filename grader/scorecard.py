@@ -70,7 +70,8 @@ class Scorecard:
     target: dict[str, str]  # kind (exercises, solutions, submission), path
     environment: dict[str, Any]  # python, implementation, platform, cpu_count
     start_methods: list[str]
-    isolation: dict[str, str]  # tier (namespaces, process) and a note on why, when it is not the strongest
+    # tier (namespaces, user, process), a note on why when it is not the strongest, and the memory cap of a call
+    isolation: dict[str, Any]
     started_at: str  # ISO 8601, UTC
     duration: float  # seconds
     complete: bool  # False when the run was interrupted or its report was lost

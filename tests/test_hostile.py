@@ -38,7 +38,7 @@ import pytest
 
 from grader.manifest import load_manifest
 from grader.plugin import MAX_SHOWN_OUTPUT
-from grader.protocol import MAX_REPLY_BYTES
+from grader.protocol import MAX_REPLY_BYTES, Limits
 from grader.sandbox import SANDBOX_PROCESSES
 
 from .conftest import ROOT, TIERS_HERE, hidden_tests_of_task, leftovers, living, recorded_pids
@@ -427,6 +427,49 @@ def test_memory_bombs_and_an_output_flood_fail_cleanly(grade, make_submission, s
     assert_honest(graded, "pool", {name: "failed" for name in in_workers})
     for name in in_workers:
         assert "MemoryError" in message(graded, "pool", name)
+    assert_nothing_left(scene, tier)
+
+
+MEMORY_TREE = """
+import time as _time
+
+_children = []
+for _child in range(6):  # at import: six processes, each touching 700 MB, 4.2 GB in all
+    _pid = _os.fork()
+    if _pid == 0:
+        mark("m")
+        _held = []
+        for _step in range(1, 15):
+            _held.append(b"\\1" * (50 << 20))  # written, not only reserved: real memory
+            _os.write(1, f"child {_child} holds {_step * 50} MB\\n".encode())
+        _time.sleep(600)
+        _os._exit(0)
+    _children.append(_pid)
+for _pid in _children:  # the import waits for them: the tree holds its memory while the call runs
+    _os.waitpid(_pid, 0)
+"""
+# MiB a call's processes may pass the cap by before the watchdog (a look every 20 ms) ends them: on a loaded
+# machine a look can come late, and six processes on two cores touch a few GB/s between two looks.
+MEMORY_OVERSHOOT_MIB = 768
+
+
+@pytest.mark.parametrize("tier", TIERS_HERE)
+def test_a_process_tree_that_takes_more_memory_than_a_call_may_is_stopped(grade, make_submission, scene, tier):
+    """RLIMIT_AS caps each process; the watchdog caps the call's whole tree (Limits.tree_memory_mib)."""
+    source = hostile_module("processes", MEMORY_TREE, (), scene)
+    graded = grade_hostile(grade, submit(make_submission, "processes", source), tier, "-n", "0")
+    limit = Limits().tree_memory_mib
+    tests = graded.tests("processes")
+    for name, test in tests.items():
+        assert test["outcome"] == "error", (name, test["message"])
+        said = test["message"]
+        assert "more memory than a call may use" in said and f"at most {limit} MiB" in said, said
+        # What the six children said they held when the call was stopped, added up.
+        held: dict[str, int] = {}
+        for child, megabytes in re.findall(r"child (\d) holds (\d+) MB", test["output"]):
+            held[child] = max(held.get(child, 0), int(megabytes))
+        assert 0 < sum(held.values()) <= limit + MEMORY_OVERSHOOT_MIB, (name, held)
+    assert graded.exercise("processes")["score"] == 0
     assert_nothing_left(scene, tier)
 
 

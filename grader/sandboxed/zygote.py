@@ -14,7 +14,12 @@ graded code runs:
 3. switches to the sandbox's uid (no groups, no new privileges) when the tier
    has one, so that it can neither signal, trace nor limit the zygote;
 4. moves into the call's own folder, with a new multiprocessing key;
-then hands over to ``runner.run``. When the child ends, or the worker asks to
+then hands over to ``runner.run``. While the call runs, the zygote looks at
+the memory of the call's whole process tree every MEMORY_LOOK seconds (the
+proportional set size of each process, so that pages a fork shares count
+once) and ends the call when it passes the request's tree_memory_mib: a
+per-process limit (RLIMIT_AS) does not stop a call that starts many
+processes. When the child ends, the watchdog ends it, or the worker asks to
 stop it, the zygote kills every process the call started (it is a child
 subreaper: orphans and double-forked daemons come back to it), empties the
 sandbox's own /tmp and /dev/shm, and only then answers "ended".
@@ -41,6 +46,7 @@ import sys
 import tempfile
 import time
 import traceback
+from typing import Any
 
 from grader.protocol import (
     BUSY_CPU,
@@ -82,6 +88,11 @@ PRELOAD = (
 SETUP_FAILED = 70  # a child's exit code when it could not become the call (EX_SOFTWARE)
 SWEEP_ROUNDS = 2000
 SWEEP_PAUSE = 0.001  # seconds between rounds: SIGKILLed processes need a moment to die
+# Seconds between two looks at the call's memory. A tree that grows at a few GB/s (two cores touching fresh
+# pages) passes its cap by a few hundred MB at most before it is killed.
+MEMORY_LOOK = 0.02
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+MIB = 1 << 20
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -115,11 +126,11 @@ def serve() -> None:
             for fd in fds:  # a "stop" that came after its call had ended on its own
                 os.close(fd)
             continue
-        exit_code = _run(control, request, fds, config)
+        exit_code, memory = _run(control, request, fds, config)
         _sweep()
         _wipe(config.wipe)
         try:
-            control.send(json.dumps({"ended": exit_code}).encode())
+            control.send(json.dumps({"ended": exit_code, "memory": memory}).encode())
         except OSError:
             break
     _sweep()
@@ -143,8 +154,15 @@ def _request(data: bytes) -> CallRequest | None:
         return None
 
 
-def _run(control: socket.socket, request: CallRequest, fds: list[int], config: ZygoteConfig) -> int | None:
-    """Fork the call's child and wait for its exit or for the worker's stop; return its exit code."""
+def _run(
+    control: socket.socket, request: CallRequest, fds: list[int], config: ZygoteConfig
+) -> tuple[int | None, dict[str, object]]:
+    """Fork the call's child and wait for its exit, the worker's stop or the memory cap; return its exit code.
+
+    Also returns what the watchdog saw: the peak of the tree's memory, the cap, and whether the cap ended the call.
+    """
+    cap = request.limits.tree_memory_mib * MIB
+    memory: dict[str, object] = {"limit_mib": request.limits.tree_memory_mib, "peak_mib": 0.0, "exceeded": False}
     pid = os.fork()
     if pid == 0:
         try:
@@ -161,26 +179,64 @@ def _run(control: socket.socket, request: CallRequest, fds: list[int], config: Z
         exited = os.pidfd_open(pid)
     except (AttributeError, OSError):
         exited = None
+    peak = 0
     try:
         while True:
-            watched = [control] if exited is None else [control, exited]
-            ready, _, _ = select.select(watched, [], [], 0.01 if exited is None else None)
+            watched: list[Any] = [control] if exited is None else [control, exited]
+            ready, _, _ = select.select(watched, [], [], MEMORY_LOOK)
             if exited is None or exited in ready:
                 done, status = os.waitpid(pid, os.WNOHANG)
                 if done:
-                    return os.waitstatus_to_exitcode(status)
+                    return os.waitstatus_to_exitcode(status), memory
             if control in ready:
                 message = control.recv(CONTROL_MESSAGE_BYTES)
                 if message == DUMP:
                     control.send(json.dumps({"dumped": _dump(pid)}).encode())
                     continue
                 # "stop", or the end of the socket: either way, stop
-                os.kill(pid, signal.SIGKILL)
-                _, status = os.waitpid(pid, 0)
-                return os.waitstatus_to_exitcode(status)
+                return _kill(pid), memory
+            held = _tree_memory()
+            if held > peak:
+                peak = held
+                memory["peak_mib"] = round(peak / MIB, 1)
+            if held > cap:
+                memory["exceeded"] = True
+                return _kill(pid), memory
     finally:
         if exited is not None:
             os.close(exited)
+
+
+def _kill(pid: int) -> int:
+    """SIGKILL the call's child and every process under it now (the sweep after the call makes sure); its code."""
+    os.kill(pid, signal.SIGKILL)
+    for other in _living_descendants():
+        try:
+            os.kill(other, signal.SIGKILL)
+        except OSError:
+            pass
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def _tree_memory() -> int:
+    """Bytes the call's processes hold together: each one's proportional set size (its resident size if unreadable)."""
+    return sum(_process_memory(pid) for pid in _living_descendants())
+
+
+def _process_memory(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as rollup:
+            for line in rollup:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open(f"/proc/{pid}/statm") as statm:
+            return int(statm.read().split()[1]) * PAGE_BYTES
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _cpu_ticks(pid: int) -> int | None:
@@ -254,7 +310,7 @@ def _close_all_but(kept: range) -> None:
 
 
 def _children(pid: int) -> list[int]:
-    found = []
+    found: list[int] = []
     try:
         threads = os.listdir(f"/proc/{pid}/task")
     except OSError:

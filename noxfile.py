@@ -117,10 +117,11 @@ def _stub_message_problems(stubs: dict) -> list[str]:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff: lint and formatting."""
-    session.install("ruff")
+    """ruff: lint and formatting; mypy: the grader's types."""
+    session.install("ruff", "mypy", "-e", ".")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("mypy", "grader")
 
 
 @nox.session

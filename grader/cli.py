@@ -37,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -227,7 +228,7 @@ def settings_from(args: argparse.Namespace, **override: object) -> Settings:
     return Settings(**values)
 
 
-def _cannot(problem: Exception, doing: str = "grade") -> int:
+def _cannot(problem: Exception | str, doing: str = "grade") -> int:
     print(f"cannot {doing}: {problem}", file=sys.stderr)
     return EXIT_CANNOT_GRADE
 
@@ -270,7 +271,7 @@ def places_of(root: Path, exercise: Exercise) -> dict[int, Place]:
 def _next_title(exercises: list[Exercise], state: State, after: Exercise) -> str:
     open_ones = [exercise for exercise in exercises if exercise.id != after.id and state.status(exercise) != DONE]
     following = [exercise for exercise in open_ones if exercise.number > after.number]
-    upcoming = (following or open_ones or [None])[0]
+    upcoming = following[0] if following else open_ones[0] if open_ones else None
     return "" if upcoming is None else f"{upcoming.number}. {upcoming.title} (python -m grader check {upcoming.number})"
 
 
@@ -370,7 +371,7 @@ def cmd_hint(args: argparse.Namespace) -> int:
     return EXIT_GRADED
 
 
-def cmd_reset(args: argparse.Namespace, answer: object = input) -> int:
+def cmd_reset(args: argparse.Namespace, answer: Callable[[str], object] = input) -> int:
     root = project_root()
     try:
         exercise = _one_exercise(args.exercise)

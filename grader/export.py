@@ -136,7 +136,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypedDict
 
 from grader.collect import ERROR, FAILED, PASSED, SKIPPED, TIMEOUT
 from grader.score import exact_score_of
@@ -367,7 +367,16 @@ def _xml(text: Any) -> str:
     return _NOT_XML.sub(escape, str(text))
 
 
-def _counts(tests: list[dict[str, Any]]) -> dict[str, str]:
+class _Counts(TypedDict):
+    """How many tests ended how: attributes of a testsuite or of testsuites."""
+
+    tests: str
+    failures: str
+    errors: str
+    skipped: str
+
+
+def _counts(tests: list[dict[str, Any]]) -> _Counts:
     outcomes = Counter(test["outcome"] for test in tests)
     return {
         "tests": str(len(tests)),

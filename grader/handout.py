@@ -218,9 +218,9 @@ def build_handout(out: Path, root: Path = CHECKOUT) -> HandoutSummary:
             destination = building / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(root / relative, destination)
-        for relative, data in written.items():
-            (building / relative).parent.mkdir(parents=True, exist_ok=True)
-            (building / relative).write_bytes(data)
+        for name, data in written.items():
+            (building / name).parent.mkdir(parents=True, exist_ok=True)
+            (building / name).write_bytes(data)
         os.replace(building, out)  # an empty folder is replaced too
     except OSError as problem:
         if building is not None:

@@ -17,6 +17,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -92,7 +93,7 @@ class BatchView:
 
         self.console = console
         self.bar: Progress | None = None
-        self.task = None
+        self.task: TaskID | None = None
         self.total = total
         self.progress = BatchProgress(on_end=self._ended, total=total)
 

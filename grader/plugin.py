@@ -35,9 +35,9 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -57,6 +57,9 @@ from grader.plugin_api import (
 from grader.protocol import CRASHED, GAVE_UP, INVALID, RAISED, RETURNED, TIMEOUT, CallResult, ErrorInfo, Limits, cut
 from grader.sandbox import NAMESPACES, PROCESS, TIERS, Isolation, Sandbox, detect_isolation, reserve_uid, stage_harness
 from grader.target import NOT_STAGED  # what the stand-in for a file that staging refused raises
+
+if TYPE_CHECKING:
+    from pluggy import Result
 
 HELP_SUBMISSION = "folder laid out like exercises/ whose code the hidden tests run (staged copy)"
 HELP_START_METHODS = "comma-separated start methods every hidden test runs under"
@@ -119,6 +122,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     durations = read_durations(config.getoption("kata_durations"))
 
     class OneTestAtATime(LoadScopeScheduling):
+        collection: list[str] | None  # the base class's: xdist has no type information
+
         def _split_scope(self, nodeid: str) -> str:
             return group_of(nodeid)
 
@@ -201,10 +206,13 @@ _failed_under: dict[str, str] = {}  # test group -> the first start method it fa
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo
+) -> Generator[None, Result[pytest.TestReport], None]:
     outcome = yield
     report = outcome.get_result()
-    method = getattr(item, "callspec", None) and item.callspec.params.get("start_method")
+    callspec = getattr(item, "callspec", None)
+    method = callspec and callspec.params.get("start_method")
     if report.failed and method:
         _failed_under.setdefault(group_of(item.nodeid), method)
 
@@ -219,7 +227,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(NOT_RUN.format(method=failed))
 
 
-def _exercise_of(item: pytest.Item) -> Exercise:
+def _exercise_of(item: pytest.Function) -> Exercise:
     exercise_id = getattr(item.module, "EXERCISE", None)
     try:
         return load_manifest().exercise(exercise_id)
@@ -234,7 +242,7 @@ def _task_of(item: pytest.Item) -> int:
     return int(marker.args[0])
 
 
-def readable_name(item: pytest.Item) -> str:
+def readable_name(item: pytest.Function) -> str:
     """The first line of the test's docstring, or its name in words."""
     doc = getattr(item.obj, "__doc__", None) if hasattr(item, "obj") else None
     if doc and doc.strip():
@@ -251,6 +259,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     entries = []
     for item in session.items:
+        # Every hidden test is a test function (pytest.ini: python_files = test_*.py, no doctests).
+        assert isinstance(item, pytest.Function)
         exercise = _exercise_of(item)
         task = _task_of(item)
         if task not in {t.number for t in exercise.tasks}:

@@ -90,7 +90,8 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.signals: list[int] = []
-        self._previous: dict[int, object] = {}
+        # What signal.signal() returned: a function, SIG_DFL or SIG_IGN, or None (a handler set outside Python).
+        self._previous: dict[int, Callable[[int, FrameType | None], object] | int | signal.Handlers | None] = {}
 
     def __enter__(self) -> StopRequest:
         for number in STOP_SIGNALS:

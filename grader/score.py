@@ -111,6 +111,7 @@ def score_exercise(exercise: Exercise, results: list[TestResult], problem: str |
         tasks=tasks,
         tests=tests,
         number=exercise.number,
+        exact=earned_total,
     )
 
 
@@ -144,7 +145,8 @@ def _exact(tasks: list[tuple[int, float]], tests: list[tuple[int, str, float]]) 
 
 def total(exercises: list[ExerciseScore]) -> tuple[float, float, float]:
     """(score, max score, percent) over the graded exercises."""
-    earned = sum((exact_score(exercise) for exercise in exercises), Fraction(0))
+    # Each exercise's fraction as score_exercise computed it; recomputed from the tests only for one read back.
+    earned = sum((exact_score(e) if e.exact is None else e.exact for e in exercises), Fraction(0))
     possible = sum(exercise.max_score for exercise in exercises)
     percent = round(float(100 * earned / possible), 1) if possible else 0.0
     return points(earned), float(possible), percent

@@ -18,6 +18,7 @@ import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,9 @@ class ExerciseScore:
     tasks: list[TaskScore]
     tests: list[TestScore]
     number: int  # the exercise's place in the manifest, from 1 (also when only some were graded)
+    # The score as a fraction, as grader/score.py computed it from the tasks' tests; the total is the sum of these,
+    # rounded once. Not written: the JSON holds the rounded score (None for an exercise read back from JSON).
+    exact: Fraction | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,10 @@ class Scorecard:
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        document = asdict(self)
+        for exercise in document["exercises"]:
+            del exercise["exact"]
+        return document
 
 
 def write_scorecard(scorecard: Scorecard, path: Path) -> None:

@@ -286,6 +286,10 @@ def test_an_empty_folder_is_graded_as_missing_everything(grade, tmp_path):
 def test_process_isolation_is_recorded_and_warned_about(grade):
     graded = grade("--solutions", "--only", "processes", "--start-method", "fork", "--isolation", "process")
     assert graded.exit_code == 0
-    assert graded.scorecard["isolation"] == {"tier": "process", "note": "process isolation was asked for"}
+    assert graded.scorecard["isolation"] == {
+        "tier": "process",
+        "note": "process isolation was asked for",
+        "memory": {"limit_mib": 1024, "mechanism": "watchdog"},  # every tier caps a call's whole process tree
+    }
     assert "not a determined cheater" in graded.stderr
     assert graded.scorecard["percent"] == 100.0

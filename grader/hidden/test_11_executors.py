@@ -25,7 +25,12 @@ def _error(call: dict[str, Any]) -> str:
 def value_of(student, call: dict[str, Any], function: str) -> Any:
     """The list a graded call returned; the test fails with why when it raised, hung or returned something else."""
     error = call.get("error")
-    if call["outcome"] == "raised" and error["type"] == "TypeError" and "unhashable" in error["message"]:
+    if (
+        call["outcome"] == "raised"
+        and error is not None
+        and error["type"] == "TypeError"
+        and "unhashable" in error["message"]
+    ):
         pytest.fail(
             f"{function} raised TypeError: {error['message']} ({error.get('where')}): the items can be anything, "
             "also dicts, which cannot be keys of a dict. Key your dict by future instead: {future: item}",

@@ -48,7 +48,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from grader.sandboxed.scenarios.kit import (
     HUNG,
@@ -140,7 +140,7 @@ def start_daemon_flag(module: ModuleType) -> dict[str, Any]:
     """start_daemon(target, args), then start_daemon(target) with args left to its default."""
     facts: dict[str, Any] = {"caller_pid": os.getpid()}
     for label, args in (("with_args", ("from-args", 0, "")), ("default_args", None)):
-        results = multiprocessing.Queue()
+        results: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
         target = functools.partial(report_daemon_flag, results)
         entry: dict[str, Any] = {"given": None if args is None else list(args)}
         try:
@@ -176,7 +176,7 @@ def wait_for_release(release: Any, results: Any, *ignored: Any) -> None:
 def start_daemon_returns_at_once(module: ModuleType) -> dict[str, Any]:
     """start_daemon with a target that keeps running until the scenario has the process back."""
     release = multiprocessing.Event()
-    results = multiprocessing.Queue()
+    results: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
     target = functools.partial(wait_for_release, release, results)
     call = call_with_deadline(module.start_daemon, target, (), deadline=HOLD_WAIT)
     facts: dict[str, Any] = {"outcome": call.outcome, "caller_pid": os.getpid()}
@@ -345,7 +345,7 @@ def _run_program(module: ModuleType, kind: str, names: list[str]) -> dict[str, A
         "kind": kind,
         "folder": folder,
         "module": module.__name__,
-        "module_dir": os.path.dirname(os.path.abspath(module.__file__)),
+        "module_dir": os.path.dirname(os.path.abspath(cast(str, module.__file__))),  # imported from its .py file
         "start_method": multiprocessing.get_start_method(),
         "long": LONG_WORK,
         "short": SHORT_WORK,
@@ -477,7 +477,7 @@ def supervise_any_iterable(module: ModuleType) -> dict[str, Any]:
         tuples = [(barrier, None, slots, index, 0.0) for index in range(count)]
         given = _generated(tuples) if as_generator else tuples
         call = call_with_deadline(
-            module.supervise, meet_then_work, given, deadline=WAIT, after=lambda s=slots, n=count: _workers(s, n)
+            module.supervise, meet_then_work, given, deadline=WAIT, after=functools.partial(_workers, slots, count)
         )
         facts[label] = {"call": call.facts(), "count": count, "caller_pid": os.getpid()}
         _join_leftovers()

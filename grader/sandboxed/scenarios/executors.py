@@ -53,12 +53,12 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from grader.sandboxed.scenarios.kit import call_with_deadline, fake_cpu_count, plain, type_name, wait_until
 
@@ -216,7 +216,7 @@ def _items_in(result: Any) -> list[Any]:
 def watching(folder: str, expected_submits: int | None = None) -> Iterator[Seen]:
     """Watch executors and futures (see the module's docstring) while the block runs; faked CPU count too."""
     seen = Seen(folder, expected_submits)
-    originals = {
+    originals: dict[tuple[type, str], Callable[..., Any]] = {
         (ProcessPoolExecutor, "__init__"): ProcessPoolExecutor.__init__,
         (Future, "__init__"): Future.__init__,
         (Future, "result"): Future.result,
@@ -230,9 +230,10 @@ def watching(folder: str, expected_submits: int | None = None) -> Iterator[Seen]
         seen.executors.append(self)
         seen.sizes.append(getattr(self, "_max_workers", None))
 
-    def future_init(self: Future, *args: Any, **kwargs: Any) -> None:
+    # self is typed as object.__init__'s is, since typeshed gives Future no __init__ of its own.
+    def future_init(self: object, *args: Any, **kwargs: Any) -> None:
         originals[Future, "__init__"](self, *args, **kwargs)
-        seen.futures.append(self)
+        seen.futures.append(cast(Future, self))
 
     def asking(name: str) -> Any:
         def ask(self: Future, *args: Any, **kwargs: Any) -> Any:
@@ -271,7 +272,7 @@ def watching(folder: str, expected_submits: int | None = None) -> Iterator[Seen]
             setattr(owner, name, original)
 
 
-def _left_running() -> list[int]:
+def _left_running() -> list[int | None]:
     """Pids of this process's worker processes that still run."""
     return [child.pid for child in multiprocessing.active_children()]
 
@@ -320,7 +321,7 @@ def _scenario(function: Any, specs_of: Any, max_workers: int, expected_submits: 
     with tempfile.TemporaryDirectory() as folder, watching(folder, expected_submits) as seen:
         specs = specs_of(folder)
         try:
-            facts = {"call": _called(function, job, specs, max_workers)}
+            facts: dict[str, Any] = {"call": _called(function, job, specs, max_workers)}
         finally:
             _clean_up(seen)
         facts.update(seen.facts(), caller_pid=os.getpid(), max_workers=max_workers, count=len(specs))
@@ -356,7 +357,7 @@ def over_plain_items(module: ModuleType, function: str, items: list[Any], max_wo
     """function(times_ten, items, max_workers): its facts, with what it left running."""
     with tempfile.TemporaryDirectory() as folder, watching(folder) as seen:
         try:
-            facts = {"call": _called(getattr(module, function), times_ten, list(items), max_workers)}
+            facts: dict[str, Any] = {"call": _called(getattr(module, function), times_ten, list(items), max_workers)}
         finally:
             _clean_up(seen)
         facts.update(seen.facts(), caller_pid=os.getpid())
@@ -378,7 +379,7 @@ def run_all_any_iterable(module: ModuleType) -> dict[str, Any]:
 
 def shutting_down(module: ModuleType, function: str) -> dict[str, Any]:
     """function over items whose workers exit slowly: once it has returned, and once it has raised."""
-    facts = {}
+    facts: dict[str, Any] = {}
     for fails in (False, True):
         with tempfile.TemporaryDirectory() as folder, watching(folder) as seen:
             specs = _specs(folder, 3, slow_exit=True)
@@ -397,7 +398,7 @@ def failure_arrives_first(module: ModuleType) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder, watching(folder) as seen:
         func = functools.partial(times_ten_after_the_failure, folder)
         try:
-            facts = {"call": _called(module.results_as_completed, func, (x for x in items), 2)}
+            facts: dict[str, Any] = {"call": _called(module.results_as_completed, func, (x for x in items), 2)}
         finally:
             _clean_up(seen)
         facts.update(seen.facts(), items=items)
@@ -432,7 +433,7 @@ def fail_fast(module: ModuleType, later: int, max_workers: int) -> dict[str, Any
         watcher = threading.Thread(target=release_when_settled, daemon=True)
         watcher.start()
         try:
-            facts = {"call": _called(module.stop_at_first_failure, job, specs, max_workers)}
+            facts: dict[str, Any] = {"call": _called(module.stop_at_first_failure, job, specs, max_workers)}
         finally:
             stop_watching.set()
             _clean_up(seen)
@@ -449,7 +450,7 @@ def worker_dies(module: ModuleType, how: str) -> dict[str, Any]:
         specs = _specs(folder, 4)
         specs[1]["die"] = how
         try:
-            facts = {"call": _called(module.stop_at_first_failure, job, specs, 2, deadline=12.0)}
+            facts: dict[str, Any] = {"call": _called(module.stop_at_first_failure, job, specs, 2, deadline=12.0)}
         finally:
             _clean_up(seen)
     facts["how"] = how

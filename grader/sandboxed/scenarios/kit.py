@@ -449,7 +449,8 @@ def _frame_of(thread: threading.Thread) -> Any:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return sys._current_frames().get(thread.ident)
+        # A thread not started yet has no ident, and no frame.
+        return sys._current_frames().get(thread.ident) if thread.ident is not None else None
     finally:
         if collecting:
             gc.enable()
@@ -581,9 +582,10 @@ class ManagerRecorder:
         recorder = self
         original = self._original
 
-        def start(manager: multiprocessing.managers.BaseManager, *args: Any, **kwargs: Any) -> None:
-            original(manager, *args, **kwargs)
-            recorder.managers.append(manager)
+        # Its first parameter is named as the method's is, so that it can stand in for it.
+        def start(self: multiprocessing.managers.BaseManager, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            recorder.managers.append(self)
 
         multiprocessing.managers.BaseManager.start = start  # type: ignore[method-assign]
         return self

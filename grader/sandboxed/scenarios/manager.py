@@ -119,9 +119,13 @@ def _managers(recorder: ManagerRecorder, addresses: list[Any]) -> list[dict[str,
         except ValueError:  # a closed Process
             pid = None
         state = getattr(getattr(manager, "_state", None), "value", None)
-        shut_down = state == multiprocessing.managers.State.SHUTDOWN
+        shut_down = state == multiprocessing.managers.State.SHUTDOWN  # type: ignore[attr-defined]  # not in typeshed
         if shut_down and pid is not None:
-            wait_until(lambda pid=pid: not is_running(pid), SHUTDOWN_GRACE)
+
+            def ended(pid: int = pid) -> bool:
+                return not is_running(pid)
+
+            wait_until(ended, SHUTDOWN_GRACE)
         found.append(
             {
                 "class": type_name(manager),
@@ -163,7 +167,7 @@ def _keys(keys: list[Any], kind: str) -> Any:
 
 def _collect_call(module: ModuleType, keys: list[Any], kind: str, hold: float, order: str | None) -> dict[str, Any]:
     gate = Gate()
-    reports = multiprocessing.Queue()
+    reports: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
     worker = functools.partial(contribute, gate, reports)
     with ManagerRecorder() as managers, ProcessRecorder() as recorder:
         call = call_with_deadline(
@@ -231,7 +235,7 @@ def answer_question(first: Gate, second: Gate, reports: Any, namespace: Any) -> 
 
 def _ask_call(module: ModuleType, question: Any, hold: float) -> dict[str, Any]:
     first, second = Gate(), Gate()
-    reports = multiprocessing.Queue()
+    reports: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
     worker = functools.partial(answer_question, first, second, reports)
 
     def at_return() -> dict[str, Any]:
@@ -271,7 +275,7 @@ def append_here(module: ModuleType, steps: list[list[Any]], start: dict[str, lis
     """append_to(shared, key, value) for each step, in this process, on a managed dict that starts as start."""
     with multiprocessing.Manager() as manager:
         shared = manager.dict({key: list(items) for key, items in start.items()})
-        after = []
+        after: list[Any] = []
         for key, value in steps:
             call = call_with_deadline(module.append_to, shared, key, value)
             if call.outcome != "returned":
@@ -441,7 +445,7 @@ def append_in_children(module: ModuleType, values: dict[str, list[Any]], start: 
     start already holds first, so that a process writing back a copy of the
     whole dict puts back its old list.
     """
-    reports = multiprocessing.Queue()
+    reports: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
     with multiprocessing.Manager() as manager:
         proxy = manager.dict({key: list(items) for key, items in start.items()})
         shared = ContestedDict(proxy, len(values))

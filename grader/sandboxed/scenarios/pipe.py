@@ -236,7 +236,7 @@ def _reports(reports: Any) -> dict[str, Any]:
 
 def _start_graded_server(module: ModuleType) -> tuple[Connection, multiprocessing.Process, Any]:
     mine, theirs = multiprocessing.Pipe()
-    reports = multiprocessing.Queue()
+    reports: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
     server = multiprocessing.Process(target=serve_in_child, args=(module.__name__, theirs, mine, reports))
     server.start()
     theirs.close()
@@ -262,7 +262,7 @@ def serve_in_order(module: ModuleType) -> dict[str, Any]:
     conn, server, reports = _start_graded_server(module)
     requests = SERVE_REQUESTS
     sent = [_send(conn, request) for request in requests]
-    answers = []
+    answers: list[dict[str, Any]] = []
     for request in requests:
         answers.append(_check_answer(_receive(conn, WAIT if not answers else STOP_WAIT), request))
         if answers[-1]["kind"] != "answer":
@@ -466,7 +466,11 @@ def _read_case(module: ModuleType, messages: list[Any], pauses: dict[int, float]
     facts["sent"] = [shown(message) for message in messages]
     facts["pause"] = max(pauses.values(), default=0.0)
     # When it returned, not how long it ran: on a loaded machine the graded call may start after the writing did.
-    facts["returned_before_close"] = call.outcome == RETURNED and (not closed_at or call.ended_at < closed_at[0])
+    facts["returned_before_close"] = (
+        call.outcome == RETURNED
+        and call.ended_at is not None  # always, for a call that returned
+        and (not closed_at or call.ended_at < closed_at[0])
+    )
     value = call.value
     if isinstance(value, list):
         facts["length"] = len(value)

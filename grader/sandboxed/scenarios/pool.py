@@ -51,7 +51,7 @@ import os
 import pickle
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -116,15 +116,15 @@ class _StartedProcesses:
         self._original = multiprocessing.process.BaseProcess.start
 
     def __enter__(self) -> _StartedProcesses:
-        original, pids = self._original, self.pids
+        recorder, original, pids = self, self._original, self.pids
 
-        def start(process: multiprocessing.process.BaseProcess) -> None:
-            original(process)
-            if process.pid is not None:
-                pids.append(process.pid)
+        def start(self: multiprocessing.process.BaseProcess) -> None:
+            original(self)
+            if self.pid is not None:
+                pids.append(self.pid)
                 # The process just started counts even if it has already ended: on a loaded machine a
                 # one-item worker can finish before this line runs, and was running all the same.
-                self.peak = max(self.peak, len({*self.running(), process.pid}))
+                recorder.peak = max(recorder.peak, len({*recorder.running(), self.pid}))
 
         multiprocessing.process.BaseProcess.start = start  # type: ignore[method-assign]
         return self
@@ -489,7 +489,7 @@ def map_any_iterable(module: ModuleType) -> dict[str, Any]:
 
     A call that hangs ends the scenario: the calls after it are left out.
     """
-    calls = {
+    calls: dict[str, tuple[Callable[[Any], Any], Iterable[Any], int]] = {
         "generator": (abs, _generated([-3, 0, -3, 5]), 2),
         "empty": (abs, [], 2),
         "falsy": (repr, [0, "", None, 0, ""], 3),
@@ -499,6 +499,7 @@ def map_any_iterable(module: ModuleType) -> dict[str, Any]:
     for name, (func, items, processes) in calls.items():
         with tempfile.TemporaryDirectory() as folder, _machine_with_cpus(ANY_MACHINE, module):
             if name == "falsy":  # its workers are counted
+                assert isinstance(items, list)  # as calls says
                 func = functools.partial(held, folder, len(items), func)
             watched = _watched_call(module.parallel_map, func, items, processes)
         value = watched["call"]["value"]
@@ -562,11 +563,13 @@ def _sum_of_squares_replaced(module: ModuleType, stand_in: Callable[..., Any], *
         return
     with tempfile.TemporaryDirectory() as folder:
         _graded_sum_of_squares[module.__name__] = original
-        module.sum_of_squares = functools.partial(stand_in, module.__name__, folder, *args)
+        replacement = functools.partial(stand_in, module.__name__, folder, *args)
+        # The ignores: typeshed's ModuleType lets any attribute be read, none be set.
+        module.sum_of_squares = replacement  # type: ignore[attr-defined]
         try:
             yield
         finally:
-            module.sum_of_squares = original
+            module.sum_of_squares = original  # type: ignore[attr-defined]
             del _graded_sum_of_squares[module.__name__]
 
 
@@ -574,7 +577,8 @@ def _parallel_sums(module: ModuleType, numbers: list[int]) -> Any:
     try:
         return module.parallel_sum_of_squares(numbers)
     except NotImplementedError as exc:
-        if isinstance(exc.__cause__, multiprocessing.pool.RemoteTraceback):
+        # RemoteTraceback: how a pool passes on a worker's traceback; typeshed leaves it out.
+        if isinstance(exc.__cause__, multiprocessing.pool.RemoteTraceback):  # type: ignore[attr-defined]
             _sum_of_squares_of(module.__name__)(0)  # the TODO left is in sum_of_squares: name it
         raise
 

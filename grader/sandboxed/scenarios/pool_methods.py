@@ -174,7 +174,7 @@ def _pool_with_events(workers: int, items: int) -> tuple[multiprocessing.pool.Po
     sandbox kills every process when the call ends.
     """
     gates, started, done = ([multiprocessing.Event() for _ in range(items)] for _ in range(3))
-    ready = multiprocessing.SimpleQueue()
+    ready: multiprocessing.queues.SimpleQueue[Any] = multiprocessing.SimpleQueue()
     pool = multiprocessing.Pool(workers, initializer=install_events, initargs=(gates, started, done, ready))
     for _ in range(workers):  # a worker that never comes up shows later, as a result that never comes
         if not _wait_for(ready, WAIT):
@@ -229,7 +229,7 @@ def _next_message(messages: queue.Queue, timeout: float = WAIT) -> dict[str, Any
 
 def _collect(messages: queue.Queue, count: int) -> dict[str, Any]:
     """Up to count values, stopping early at the end, an error or a silence; and whether more came."""
-    values = []
+    values: list[Any] = []
     while len(values) < count:
         message = _next_message(messages)
         if message["kind"] != "value":
@@ -526,7 +526,7 @@ def _result_delivered(pool: multiprocessing.pool.Pool) -> None:
 def _chunks(module: ModuleType, with_chunksize: bool) -> dict[str, Any]:
     pool, _, _, _ = _pool_with_events(2, CHUNK_ITEMS)
     args = (pool, wait_for_partner, list(range(CHUNK_ITEMS)))
-    kwargs = {"chunksize": CHUNK} if with_chunksize else {}
+    kwargs: dict[str, Any] = {"chunksize": CHUNK} if with_chunksize else {}
     call = call_with_deadline(module.lazy_results, *args, deadline=WAIT, **kwargs)
     facts: dict[str, Any] = {"call": call.facts(), "chunksize": CHUNK}
     if call.outcome == RETURNED:

@@ -28,8 +28,9 @@ import queue
 import sys
 import time
 import warnings
+from collections.abc import Iterable
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from grader.sandboxed.scenarios.kit import (
     HUNG,
@@ -77,7 +78,7 @@ def report_identity(results: Any, *args: Any, **kwargs: Any) -> None:
 
 
 def start_worker_identity(module: ModuleType, with_options: bool = True) -> dict[str, Any]:
-    results = multiprocessing.Queue()
+    results: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
     target = functools.partial(report_identity, results)
     if with_options:
         returned = call_starting_processes(
@@ -116,7 +117,7 @@ def wait_for_release(release: Any, results: Any) -> None:
 def start_worker_returns_at_once(module: ModuleType) -> dict[str, Any]:
     """start_worker with a target that keeps running until the scenario has the process back."""
     release = multiprocessing.Event()
-    results = multiprocessing.Queue()
+    results: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
     with start_entered() as started:
         call = call_with_deadline(module.start_worker, wait_for_release, (release, results), deadline=HOLD_WAIT)
         facts: dict[str, Any] = {"outcome": call.outcome, "call": call.facts()}
@@ -153,7 +154,7 @@ def report_plainly(results: Any) -> None:
 
 def start_worker_defaults(module: ModuleType) -> dict[str, Any]:
     """start_worker(target, args) with no kwargs and no name: Python names the process."""
-    results = multiprocessing.Queue()
+    results: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
     returned = call_starting_processes("start_worker", module.start_worker, report_plainly, (results,))
     is_process = isinstance(returned, multiprocessing.process.BaseProcess)
     facts: dict[str, Any] = {"caller_pid": os.getpid(), "is_process": is_process}
@@ -192,8 +193,8 @@ def run_all_together(module: ModuleType, count: int) -> dict[str, Any]:
     codes = call_starting_processes("run_all", module.run_all, meet_at_barrier, jobs)
     return {
         "exit_codes": _plain_list(codes),
-        "met": list(met),
-        "pids": list(pids),
+        "met": list(cast("Iterable[int]", met)),
+        "pids": list(cast("Iterable[int]", pids)),
         "caller_pid": os.getpid(),
         "timeline": timeline_facts(spans, pids, origin),
     }
@@ -213,7 +214,7 @@ def run_all_waits(module: ModuleType, count: int, delay: float) -> dict[str, Any
     pids = multiprocessing.Array("i", count)
 
     def seen() -> dict[str, Any]:  # what the caller could see the moment run_all returned, in its thread
-        return {"done": list(done), "left_running": len(multiprocessing.active_children())}
+        return {"done": list(cast("Iterable[int]", done)), "left_running": len(multiprocessing.active_children())}
 
     jobs = [(done, pids, i, delay) for i in range(count)]
     call = run_starting_processes("run_all", module.run_all, finish_later, jobs, after=seen)
@@ -222,7 +223,7 @@ def run_all_waits(module: ModuleType, count: int, delay: float) -> dict[str, Any
         "done": call.after["done"],
         "elapsed": call.seconds,
         "left_running": call.after["left_running"],
-        "pids": list(pids),
+        "pids": list(cast("Iterable[int]", pids)),
         "caller_pid": os.getpid(),
     }
 
@@ -250,7 +251,7 @@ def run_all_exit_codes(module: ModuleType, codes: list[int]) -> dict[str, Any]:
     last = len(codes) - 1
     jobs = [(code, pids, i, EXIT_AFTER + STAGGER * (last - i)) for i, code in enumerate(codes)]
     result = call_starting_processes("run_all", module.run_all, exit_with, jobs)
-    return {"exit_codes": _plain_list(result), "pids": list(pids), "caller_pid": os.getpid()}
+    return {"exit_codes": _plain_list(result), "pids": list(cast("Iterable[int]", pids)), "caller_pid": os.getpid()}
 
 
 def _generated(jobs: list[tuple]) -> Any:
@@ -262,7 +263,7 @@ def run_all_any_iterable(module: ModuleType, codes: list[int]) -> dict[str, Any]
     pids = multiprocessing.Array("i", len(codes))
     jobs = [(code, pids, i) for i, code in enumerate(codes)]
     first = call_starting_processes("run_all", module.run_all, exit_with, _generated(jobs))
-    first_pids = list(pids)
+    first_pids = list(cast("Iterable[int]", pids))
     empty = call_starting_processes("run_all", module.run_all, exit_with, [])
     again = call_starting_processes("run_all", module.run_all, exit_with, list(jobs))
     return {

@@ -62,9 +62,10 @@ import queue
 import tempfile
 import time
 import warnings
+from collections.abc import Iterable
 from multiprocessing import util
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from grader.sandboxed.scenarios.kit import (
     AFTER_RELEASE,
@@ -122,9 +123,9 @@ class StartRecorder:
     def __enter__(self) -> StartRecorder:
         recorder, original = self, self._original
 
-        def start(process: multiprocessing.process.BaseProcess) -> None:
-            original(process)
-            recorder.started.append(process)
+        def start(self: multiprocessing.process.BaseProcess) -> None:
+            original(self)
+            recorder.started.append(self)
 
         multiprocessing.process.BaseProcess.start = start  # type: ignore[method-assign]
         return self
@@ -223,7 +224,9 @@ def _events(found: list[Any]) -> list[Any]:
 
 def consume_until_sentinel(module: ModuleType) -> dict[str, Any]:
     """consume called twice in one child: two rounds of items, each ended by None, then one more item."""
-    tasks, results, errors = multiprocessing.Queue(), multiprocessing.Queue(), multiprocessing.Queue()
+    tasks: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
+    results: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
+    errors: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
     # Every item is in the pipe before the consumer starts (a putter that has ended has flushed them):
     # a consumer that stops when empty() says so then fails only the test of late items, and always does.
     putter = multiprocessing.Process(
@@ -233,7 +236,7 @@ def consume_until_sentinel(module: ModuleType) -> dict[str, Any]:
     putter.join(WAIT)
     consumer = multiprocessing.Process(target=consume_twice, args=(module.__name__, tasks, results, errors))
     consumer.start()
-    found = []
+    found: list[Any] = []
     expected = len(ROUND_ONE) + len(ROUND_TWO) + 2
     while len(found) < expected:
         # The first result may wait for the child to start; the others come at once, or not at all.
@@ -262,7 +265,9 @@ def consume_until_sentinel(module: ModuleType) -> dict[str, Any]:
 
 def consume_late_items(module: ModuleType) -> dict[str, Any]:
     """A consumer that finds the queue empty for LATE seconds after its first item."""
-    tasks, results, errors = multiprocessing.Queue(), multiprocessing.Queue(), multiprocessing.Queue()
+    tasks: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
+    results: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
+    errors: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
     late = ["late-1", "late-2", "late-3"]
     tasks.put("first")
     consumer = multiprocessing.Process(
@@ -528,8 +533,8 @@ def collect_big(module: ModuleType, producers: int, chunks: int, size: int) -> d
             caller_pid=os.getpid(),
             items=_summary(call.value, check_data=True),
             returned_type=type(call.value).__name__,
-            put_everything=sum(1 for pid in put_everything if pid),
-            stuck_with_data=sum(pid in alive for pid in put_everything if pid),
+            put_everything=sum(1 for pid in cast("Iterable[int]", put_everything) if pid),
+            stuck_with_data=sum(pid in alive for pid in cast("Iterable[int]", put_everything) if pid),
             running_now=len(alive),
         )
     return facts
@@ -627,14 +632,18 @@ def collect_waits(module: ModuleType, producers: int, count: int) -> dict[str, A
 class CountingQueue(multiprocessing.queues.JoinableQueue):
     """A JoinableQueue that logs, on log, every get() and task_done() with the pid that made it."""
 
+    _unfinished_tasks: multiprocessing.synchronize.Semaphore  # JoinableQueue's own: typeshed leaves it out
+
     def __init__(self, log: Any, ctx: Any) -> None:
         super().__init__(ctx=ctx)
         self._log = log
 
-    def __getstate__(self) -> tuple:
-        return (*super().__getstate__(), self._log)
+    # A queue's state is a tuple, which this one extends with the log; typeshed keeps it opaque (a NewType per
+    # queue class), hence Any here.
+    def __getstate__(self) -> Any:
+        return (*cast("tuple[Any, ...]", super().__getstate__()), self._log)
 
-    def __setstate__(self, state: tuple) -> None:
+    def __setstate__(self, state: Any) -> None:
         super().__setstate__(state[:-1])
         self._log = state[-1]
 
@@ -653,7 +662,7 @@ def log_handled(log: Any, item: Any) -> None:
     log.put(("handled", os.getpid(), item))
 
 
-def _replay(events: list[tuple[str, int, Any]], pids: list[int]) -> dict[str, Any]:
+def _replay(events: list[tuple[str, int, Any]], pids: list[int | None]) -> dict[str, Any]:
     """Per worker, pair every get() with its task_done() and its handle(); count what is wrong, item by item."""
     handled: list[Any] = []
     done_before_handled: list[Any] = []
@@ -707,7 +716,8 @@ def _replay(events: list[tuple[str, int, Any]], pids: list[int]) -> dict[str, An
 
 def work_accounting(module: ModuleType, workers: int) -> dict[str, Any]:
     """The graded work() in `workers` processes on a CountingQueue; the scenario puts the items, then one None each."""
-    log, errors = multiprocessing.Queue(), multiprocessing.Queue()
+    log: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
+    errors: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
     tasks = CountingQueue(log, multiprocessing.get_context())
     handle = functools.partial(log_handled, log)
     started = [
@@ -796,7 +806,7 @@ def handle_all_waits(module: ModuleType, workers: int) -> dict[str, Any]:
     """Correct workers; the last item is held until handle_all has had GRACE to return, then released."""
     values = [0, 1, "", 2, [], HOLD]
     items = [0, 1, "", 2, 2, [], HOLD]
-    tasks = multiprocessing.JoinableQueue()
+    tasks: multiprocessing.queues.JoinableQueue[Any] = multiprocessing.JoinableQueue()
     held, release = multiprocessing.Event(), multiprocessing.Event()
     counts = multiprocessing.Array("i", len(values))
     handle = functools.partial(hold_last, held, release, counts, values)
@@ -805,7 +815,7 @@ def handle_all_waits(module: ModuleType, workers: int) -> dict[str, Any]:
         module.handle_all,
         tasks,
         items,
-        after=lambda: {"handled": sum(counts), "held": held.is_set()},
+        after=lambda: {"handled": sum(cast("Iterable[int]", counts)), "held": held.is_set()},
         hopeful=lambda: not held.is_set(),
     )
     if call.outcome == HUNG and held.is_set():
@@ -831,7 +841,7 @@ def handle_all_any_items(module: ModuleType, workers: int) -> dict[str, Any]:
     """handle_all given a generator with duplicates, then an empty list, then a list, on the same workers."""
     values = [0, "", 1, [], "x", "y"]
     batches = [("generator", [0, "", 1, 1, [], "x"]), ("empty", []), ("list", ["y", 0])]
-    tasks = multiprocessing.JoinableQueue()
+    tasks: multiprocessing.queues.JoinableQueue[Any] = multiprocessing.JoinableQueue()
     held, release = multiprocessing.Event(), multiprocessing.Event()
     counts = multiprocessing.Array("i", len(values))
     # The generator's last item is held until handle_all waits with join() (GRACE at most, for another way of
@@ -852,7 +862,7 @@ def handle_all_any_items(module: ModuleType, workers: int) -> dict[str, Any]:
         for item in batch:
             expected[next(i for i, value in enumerate(values) if same(value, item))] += 1
         given = (item for item in batch) if kind == "generator" else batch
-        call = call_with_deadline(module.handle_all, tasks, given, after=lambda: list(counts))
+        call = call_with_deadline(module.handle_all, tasks, given, after=lambda: list(cast("Iterable[int]", counts)))
         release.set()  # it returned (or hung): the held item may end
         facts = _call_facts(call)
         facts.update(kind=kind, batch=plain(batch), expected=list(expected), foreign_sentinels=foreign.value)

@@ -48,7 +48,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from grader.sandboxed.scenarios.kit import (
     HUNG,
@@ -185,19 +185,20 @@ class ProcessRecorder:
             (base_manager, "start", manager_start),
         ]
 
-        def recorded_start(process: multiprocessing.process.BaseProcess) -> None:
-            start(process)
-            (recorder.servers if recorder._in_manager_start else recorder.workers).append(process)
+        # Each names its first parameter as the method it stands in for does.
+        def recorded_start(self: multiprocessing.process.BaseProcess) -> None:
+            start(self)
+            (recorder.servers if recorder._in_manager_start else recorder.workers).append(self)
 
-        def recorded_join(process: multiprocessing.process.BaseProcess, timeout: float | None = None) -> None:
-            if process in recorder.workers:
+        def recorded_join(self: multiprocessing.process.BaseProcess, timeout: float | None = None) -> None:
+            if self in recorder.workers:
                 recorder.joins.append(len(recorder.workers))
-            join(process, timeout)
+            join(self, timeout)
 
-        def recorded_manager_start(manager: Any, *args: Any, **kwargs: Any) -> None:
+        def recorded_manager_start(self: multiprocessing.managers.BaseManager, *args: Any, **kwargs: Any) -> None:
             recorder._in_manager_start += 1
             try:
-                manager_start(manager, *args, **kwargs)
+                manager_start(self, *args, **kwargs)
             finally:
                 recorder._in_manager_start -= 1
 
@@ -294,8 +295,12 @@ def hold_and_release(
         started = [process for process in recorder.workers if process.pid is not None]
         started = started[::-1] if order == "reverse" else started
         for index, process in enumerate(started):
-            gate.release(process.pid)
-            wait_until(lambda process=process: not is_running(process.pid), WAIT)
+            gate.release(cast(int, process.pid))  # started holds only processes with a pid
+
+            def ended(process: multiprocessing.process.BaseProcess = process) -> bool:
+                return not is_running(process.pid)
+
+            wait_until(ended, WAIT)
             if order == "reverse" and index < len(started) - 1:
                 call = _step(call, STAGGER)
     gate.open()
@@ -375,7 +380,7 @@ def change_numbers(gate: Gate, reports: Any, array: Any) -> None:
 def _run_one_child(function: Callable[..., Any], worker_body: Callable[..., None], given: Any, hold: float) -> dict:
     """function(worker, given) with a worker that reads first and is then held; the facts of that one call."""
     gate = Gate()
-    reports = multiprocessing.Queue()
+    reports: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
     worker = functools.partial(worker_body, gate, reports)
     with ProcessRecorder() as recorder, hold_after_start(until=lambda: recorder.settled(gate)):
         call = call_with_deadline(function, worker, given, deadline=0.05, after=lambda: recorder.at_return(gate))
@@ -545,7 +550,7 @@ def race_add_many(module: ModuleType, parties: int, times: int) -> dict[str, Any
     module.add_many(ContestedCounter(1), 0)  # a TODO still there shows here, with its own name
     counter = ContestedCounter(parties)
     start = multiprocessing.Barrier(parties, timeout=START_WAIT)
-    reports = multiprocessing.Queue()
+    reports: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
     workers = [
         multiprocessing.Process(target=add_in_child, args=(module.__name__, counter, times, start, reports))
         for _ in range(parties)
@@ -572,7 +577,7 @@ def race_add_many(module: ModuleType, parties: int, times: int) -> dict[str, Any
 def add_many_here(module: ModuleType, start: int, steps: list[int]) -> dict[str, Any]:
     """add_many(counter, times) in this process for each times in steps, on one counter that starts at start."""
     counter = ContestedCounter(1, start)
-    counts = []
+    counts: list[int] = []
     for times in steps:
         call = call_with_deadline(module.add_many, counter, times)
         if call.outcome != "returned":
@@ -602,7 +607,7 @@ def count_and_report(gate: Gate, reports: Any, counter: Any, times: int) -> None
 
 def _count_call(module: ModuleType, processes: int, times: int, hold: float, order: str | None) -> dict[str, Any]:
     gate = Gate()
-    reports = multiprocessing.Queue()
+    reports: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
     adder = functools.partial(count_and_report, gate, reports)
     with ProcessRecorder() as recorder:
         call = call_with_deadline(

@@ -311,7 +311,7 @@ def _add_worker(results: Any, start: Any, module_name: str, lock: Any, total: An
 def lock_one_at_a_time(module: ModuleType) -> dict[str, Any]:
     lock = WatchedLock(multiprocessing.Lock())
     total = MeasuredTotal(lock)
-    results = multiprocessing.Queue()
+    results: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
     start = multiprocessing.Barrier(LOCK_WORKERS)
     # 1, 10, 100, ...: any lost or doubled addition shows in the sum
     amounts = [[10 ** (2 * index), 10 ** (2 * index + 1)] for index in range(LOCK_WORKERS)]
@@ -361,7 +361,7 @@ def account_lock_is_reentrant(module: ModuleType) -> dict[str, Any]:
     other = module.make_account_lock()
     facts: dict[str, Any] = {"type": type_name(lock), "same_object": lock is other}
     go = multiprocessing.Event()
-    results = multiprocessing.Queue()
+    results: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
     prober = multiprocessing.Process(target=_probe_lock, args=(lock, other, go, results))
     facts["start_error"] = _start_all([prober])  # before the lock is taken: a fork copies it free
     # In this thread: an RLock belongs to the thread that took it, and is given back by the same one.
@@ -477,7 +477,7 @@ def pay_holds_the_lock_throughout(module: ModuleType) -> dict[str, Any]:
     stop = multiprocessing.Event()
     rival_process = multiprocessing.Process(target=_rival, args=(lock, rival, stop))
     rival_process.start()
-    results = multiprocessing.Queue()
+    results: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
     start = multiprocessing.Barrier(PAY_WORKERS)
     workers = [
         multiprocessing.Process(target=_pay_worker, args=(results, start, module.__name__, account))
@@ -506,7 +506,7 @@ def pay_holds_the_lock_throughout(module: ModuleType) -> dict[str, Any]:
 
 def pay_lets_go_when_a_call_fails(module: ModuleType) -> dict[str, Any]:
     """pay_with_fee where deposit, then charge raises: the error reaches the caller, the lock is free again."""
-    runs = []
+    runs: list[dict[str, Any]] = []
     for failing in ("deposit", "charge"):
         lock = WatchedLock(multiprocessing.RLock())
         account = Account(lock, fail=failing)
@@ -655,7 +655,7 @@ def semaphore_lets_k_in(module: ModuleType, k: int, workers: int) -> dict[str, A
     made = module.make_slots(k)
     slots = WatchedSemaphore(made)
     site = Site(k, slots, visitors=workers)
-    results = multiprocessing.Queue()
+    results: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
     start = multiprocessing.Barrier(workers)
     processes = [
         multiprocessing.Process(target=_fetch_worker, args=(results, start, module.__name__, slots, site))
@@ -732,7 +732,7 @@ def _go_waiter(results: Any, ready: Any, module_name: str, go: Any, timeout: flo
 def event_holds_until_set(module: ModuleType, waiters: int) -> dict[str, Any]:
     go = multiprocessing.Event()
     ready = multiprocessing.Value("i", 0)
-    results = multiprocessing.Queue()
+    results: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
     processes = [
         multiprocessing.Process(target=_go_waiter, args=(results, ready, module.__name__, go, LATE_TIMEOUT))
         for _ in range(waiters)
@@ -989,7 +989,7 @@ def _items_waiter(
 
 
 def _start_waiters(module: ModuleType, condition: Any, box: Box, waiters: int, wanted: int, timeout: float) -> Any:
-    results = multiprocessing.Queue()
+    results: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
     calling = multiprocessing.Value("i", 0)
     arguments = (results, calling, module.__name__, condition, box, wanted, timeout)
     processes = [multiprocessing.Process(target=_items_waiter, args=arguments) for _ in range(waiters)]

@@ -44,8 +44,9 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, SupportsIndex
 
 from grader.sandboxed.scenarios.kit import (
     HUNG,
@@ -80,6 +81,7 @@ class Worker(multiprocessing.Process):
 
     terminated_at: float | None = None
     killed_at: float | None = None
+    _check_closed: Callable[[], None]  # BaseProcess's own: typeshed leaves it out
 
     def terminate(self) -> None:
         if self.terminated_at is None:
@@ -232,6 +234,7 @@ def _kill_gap(process: Worker, call: Any) -> float | None:
 def _call_and_look(module: ModuleType, function: str, process: Worker, *args: Any, deadline: float, **kwargs: Any):
     """Call module.function(process, ...); if it hangs, kill the worker so that it can return; then look around."""
     pid = process.pid
+    assert pid is not None  # process comes from _start, which started it
     call = call_with_deadline(getattr(module, function), process, *args, deadline=deadline, **kwargs)
     hung = call.outcome == HUNG
     if hung:  # a join() that waits for the worker: ending it lets the join return
@@ -279,14 +282,14 @@ def graceful_in_child(module_name: str, ready: Any, cleaned_up: Any, record: Any
     module = importlib.import_module(module_name)
     real_sleep, real_signal = time.sleep, signal.signal
 
-    def counted_sleep(seconds: float) -> None:
+    def counted_sleep(seconds: float | SupportsIndex) -> None:
         record[STEPS] += 1
         if record[HANDLED_AT] < 0:
             record[LONGEST] = max(record[LONGEST], float(seconds))
         real_sleep(seconds)
 
-    def noting_signal(signum: int, handler: Any) -> Any:
-        if signum == signal.SIGTERM and callable(handler):
+    def noting_signal(signalnum: int, handler: Any) -> Any:  # signal.signal's own parameter names
+        if signalnum == signal.SIGTERM and callable(handler):
             graded_handler = handler
 
             def handler(signum: int, frame: Any) -> Any:
@@ -294,7 +297,7 @@ def graceful_in_child(module_name: str, ready: Any, cleaned_up: Any, record: Any
                     record[HANDLED_AT] = record[STEPS]
                 return graded_handler(signum, frame)
 
-        return real_signal(signum, handler)
+        return real_signal(signalnum, handler)
 
     time.sleep, signal.signal = counted_sleep, noting_signal
     for name, value in list(vars(module).items()):  # `from time import sleep` and the like
@@ -316,7 +319,7 @@ def graceful_worker_run(module: ModuleType, race: bool) -> dict[str, Any]:
     ready = TermOnSet(ctx=multiprocessing.get_context()) if race else multiprocessing.Event()
     cleaned_up = multiprocessing.Value("i", 0)
     record = multiprocessing.RawArray("d", [0.0, 0.0, -1.0])
-    errors = multiprocessing.SimpleQueue()
+    errors: multiprocessing.queues.SimpleQueue[Any] = multiprocessing.SimpleQueue()
     process = multiprocessing.Process(
         target=graceful_in_child, args=(module.__name__, ready, cleaned_up, record, errors)
     )

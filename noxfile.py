@@ -1,4 +1,4 @@
-"""Sessions for developers and CI: nox -s tests | grade | verify | lint | flakiness | mutants."""
+"""Sessions for developers and CI: nox -s tests | grade | verify | lint | benchmark | flakiness | mutants."""
 
 from __future__ import annotations
 
@@ -122,6 +122,13 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy", "grader")
+
+
+@nox.session(python=NEWEST)
+def benchmark(session: nox.Session) -> None:
+    """What the sandbox's boundary costs, side by side: a table, and benchmark.json (arguments go to the script)."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/boundary.py", "--json", "benchmark.json", *session.posargs)
 
 
 @nox.session

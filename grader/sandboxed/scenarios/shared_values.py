@@ -68,7 +68,8 @@ from grader.sandboxed.scenarios.kit import (
 WAIT = 20.0  # seconds a blocking call may wait when nothing is wrong: long, a loaded machine is slow
 ARRIVAL_WAIT = 15.0  # seconds the children of one call get to be all at the Gate at once (a loaded machine is slow)
 HOLD = 1.0  # seconds a call must go on waiting while its children are held at the Gate
-STAGGER = 0.5  # seconds between letting one child go, once the one before has ended, and the next
+# Seconds at most between one child's end and letting the next go, for a caller that waits other than in join().
+NEXT_GRACE = 3.0
 START_WAIT = 8.0  # seconds the processes of race_add_many wait for each other at the start
 RENDEZVOUS_WAIT = 3.0  # seconds an unguarded write waits for every process to read the count
 FINAL_WAIT = 8.0  # seconds a call may still take once its workers are let go
@@ -171,6 +172,7 @@ class ProcessRecorder:
         self.workers: list[multiprocessing.process.BaseProcess] = []
         self.servers: list[multiprocessing.process.BaseProcess] = []
         self.joins: list[int] = []
+        self.joining: list[multiprocessing.process.BaseProcess] = []  # the workers whose join() is under way
         self._in_manager_start = 0
         self._saved: list[tuple[Any, str, Any]] = []
 
@@ -193,7 +195,11 @@ class ProcessRecorder:
         def recorded_join(self: multiprocessing.process.BaseProcess, timeout: float | None = None) -> None:
             if self in recorder.workers:
                 recorder.joins.append(len(recorder.workers))
-            join(self, timeout)
+            recorder.joining.append(self)
+            try:
+                join(self, timeout)
+            finally:
+                recorder.joining.remove(self)
 
         def recorded_manager_start(self: multiprocessing.managers.BaseManager, *args: Any, **kwargs: Any) -> None:
             recorder._in_manager_start += 1
@@ -217,6 +223,10 @@ class ProcessRecorder:
 
     def pids(self) -> list[int]:
         return [process.pid for process in self.workers if process.pid is not None]
+
+    def joining_one_of(self, pids: set[int]) -> bool:
+        """Whether the caller is waiting in join() for one of these workers now."""
+        return any(process.pid in pids for process in list(self.joining))
 
     def joined_before(self, count: int) -> bool:
         """Whether the caller joined a worker before it had started count of them."""
@@ -272,9 +282,12 @@ def hold_and_release(
     them there for hold seconds, while the call must go on waiting. Then let
     them go: all at once (order None), or one at a time, each once the one
     before has ended, in the order they were started ("forward") or the last
-    started first ("reverse", with STAGGER seconds between, in which a caller
-    that waited only for the last one returns). Then wait final_wait seconds
-    more for the call. Returns the call (ended, unless it hangs) and what was
+    started first ("reverse"). In reverse, the next one goes only once the
+    caller is back in a join() of one still held (as a caller that joins them
+    all is) or has returned, or NEXT_GRACE passed: a caller that waited only
+    for the last one has then returned what it read, on a loaded machine too,
+    while the others were still held. Then wait final_wait seconds more for
+    the call. Returns the call (ended, unless it hangs) and what was
     seen.
     """
 
@@ -302,7 +315,12 @@ def hold_and_release(
 
             wait_until(ended, WAIT)
             if order == "reverse" and index < len(started) - 1:
-                call = _step(call, STAGGER)
+                held = {cast(int, later.pid) for later in started[index + 1 :]}
+
+                def waits_or_returned(call: Called, held: set[int] = held) -> bool:
+                    return call.outcome != HUNG or recorder.joining_one_of(held)
+
+                call = _wait(call, waits_or_returned, NEXT_GRACE)
     gate.open()
     return _step(call, final_wait), facts
 

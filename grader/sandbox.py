@@ -23,7 +23,7 @@ Ownership and ending, for every call, whatever happens:
 3. Only then is the reply parsed. The reply is JSON, capped in size; stdout
    and stderr went to files that are read capped. Nothing is unpickled.
 A zygote that dies, or does not answer a stop within STOP_WAIT, is killed with
-everything under it (its process group, the worker's new descendants, the
+everything under it (grader.sweep) (its process group, the worker's new descendants, the
 sandbox uid's processes), and the next call starts a new one.
 
 A reply that never came is a TIMEOUT (deadline) or a CRASHED (the process
@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import compileall
 import contextlib
-import ctypes
 import dataclasses
 import fcntl
 import json
@@ -70,13 +69,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from grader.names import NAMESPACES, PROCESS, USER
 from grader.protocol import (
     CONTROL_MESSAGE_BYTES,
     CRASHED,
@@ -93,18 +93,15 @@ from grader.protocol import (
     ZygoteConfig,
     cut,
 )
+from grader.sweep import become_subreaper, descendants, sweep_descendants, sweep_user
 
-PR_SET_CHILD_SUBREAPER = 36
 # The code that the sandbox runs first: the harness folder holds a copy of
 # the grader's protocol and runner and the scenarios, and nothing else.
 BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv[2]); from grader.sandboxed.zygote import serve; serve()"
 # What the sandbox copies of this package: stdlib-only modules.
 HARNESS_FILES = ("__init__.py", "protocol.py", "sandboxed")
-SWEEP_ROUNDS = 200
 CALL_DIR_PARENT = "/tmp" if os.access("/tmp", os.W_OK) else None
 
-NAMESPACES, USER, PROCESS = "namespaces", "user", "process"
-TIERS = (NAMESPACES, USER, PROCESS)
 # Sandbox uids: one per pytest worker, reserved machine-wide (reserve_uid).
 SANDBOX_UID_BASE = 61000
 SANDBOX_UID_COUNT = 1000
@@ -113,8 +110,11 @@ INSIDE_CODE, INSIDE_HARNESS = "/kata/code", "/kata/harness"
 TMPFS_BYTES = 256 << 20
 SCRATCH = ("/dev/shm", "/tmp")  # the namespaces tier's own tmpfs mounts, emptied after every call
 # What the zygote keeps inside bwrap: switching a call's child to the sandbox uid,
-# killing what the call started, and emptying the scratch folders it wrote.
-ZYGOTE_CAPABILITIES = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_FOWNER")
+# killing what the call started, emptying the scratch folders it wrote, and reading
+# the memory of the call's processes (/proc/PID/smaps_rollup of another uid needs
+# CAP_SYS_PTRACE: without it the watchdog counts each process's resident size, and
+# pages a fork shares would count once per process). A call's child has none of them.
+ZYGOTE_CAPABILITIES = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_SYS_PTRACE")
 ZYGOTE_START_TIMEOUT = 30.0  # seconds for a zygote's imports, on a loaded machine
 STOP_WAIT = 10.0  # seconds a zygote gets to kill a call's processes before it is replaced
 SANDBOX_PROCESSES = 256  # RLIMIT_NPROC for a dedicated uid (enforced: it is not root)
@@ -338,15 +338,6 @@ def _open_to_all(root: Path) -> None:
     """Make a tree readable (not writable) by every user."""
     for path in [root, *root.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
-
-
-def become_subreaper() -> bool:
-    """Make orphans of our descendants (setsid, double fork) come back to us."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
 
 
 def _clean_env(home: Path) -> dict[str, str]:
@@ -837,67 +828,3 @@ def _result(raw: bytes, finished: bool, overflow: bool, budget: float, common: d
     if reply.status == RAISED:
         return CallResult(status=RAISED, error=reply.error, **common)
     return CallResult(status=reply.status, value=reply.value, **common)
-
-
-def descendants() -> set[tuple[int, float]]:
-    """(pid, start time) of every living descendant of this process."""
-    found = set()
-    for child in psutil.Process().children(recursive=True):
-        try:
-            found.add((child.pid, child.create_time()))
-        except psutil.Error:
-            pass
-    return found
-
-
-def sweep_descendants(keep: Collection[tuple[int, float]] = frozenset()) -> int:
-    """SIGKILL every descendant not in keep, round after round, and reap them.
-
-    Returns how many processes were killed. Zombies are reaped, not counted:
-    a process in state Z is already gone.
-    """
-    me = os.getpid()
-    killed = 0
-    for _ in range(SWEEP_ROUNDS):
-        alive = []
-        for child in psutil.Process(me).children(recursive=True):
-            try:
-                if (child.pid, child.create_time()) in keep:
-                    continue
-                if child.status() == psutil.STATUS_ZOMBIE:
-                    if child.ppid() == me:
-                        os.waitpid(child.pid, os.WNOHANG)
-                    continue
-                child.kill()
-                alive.append(child)
-            except (psutil.Error, ChildProcessError):
-                pass
-        if not alive:
-            return killed
-        killed += len(alive)
-        psutil.wait_procs(alive, timeout=0.5)
-        for child in alive:
-            try:
-                os.waitpid(child.pid, os.WNOHANG)
-            except (ChildProcessError, OSError):
-                pass
-    return killed
-
-
-def sweep_user(uid: int) -> int:
-    """SIGKILL every process of a sandbox uid (the uid is reserved: nothing else runs as it)."""
-    killed = 0
-    for _ in range(SWEEP_ROUNDS):
-        alive = []
-        for process in psutil.process_iter(["uids", "status"]):
-            try:
-                if process.info["uids"].real == uid and process.info["status"] != psutil.STATUS_ZOMBIE:
-                    process.kill()
-                    alive.append(process)
-            except psutil.Error:
-                pass
-        if not alive:
-            return killed
-        killed += len(alive)
-        psutil.wait_procs(alive, timeout=0.5)
-    return killed

@@ -353,6 +353,7 @@ def test_the_classroom_workflow_grades_each_push_and_hands_the_points_to_the_rep
 
 
 @pytest.mark.heavy  # a virtual environment, a pip install and a grading of every exercise: about 60 s
+@pytest.mark.timeout(1200)  # beside the other heavy tests on 2 cores the same work took over 300 s
 def test_the_classroom_workflows_steps_grade_a_push_and_report_its_points(tmp_path: Path):
     """The workflow's own install and grade steps, run as a runner runs them, on a handout with one exercise done."""
     folder = build_handout(tmp_path / "repository").folder
@@ -382,7 +383,7 @@ def test_the_classroom_workflows_steps_grade_a_push_and_report_its_points(tmp_pa
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
-            timeout=600,
+            timeout=1100,
         )
         assert done.returncode == 0, f"{name}: {done.stdout[-3000:]}{done.stderr[-3000:]}"
     assert first.title in done.stdout and "Traceback" not in done.stderr, done.stdout + done.stderr

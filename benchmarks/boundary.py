@@ -44,9 +44,9 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.grading_time import trivial_call_seconds  # noqa: E402
 from grader.manifest import load_manifest  # noqa: E402
-from grader.plugin_api import DEFAULT_CALL_TIMEOUT, START_METHODS  # noqa: E402
+from grader.names import DEFAULT_CALL_TIMEOUT, START_METHODS, TIERS  # noqa: E402
 from grader.run import RunSettings, clean_environment, pytest_command  # noqa: E402
-from grader.sandbox import TIERS, IsolationUnavailable, detect_isolation  # noqa: E402
+from grader.sandbox import IsolationUnavailable, detect_isolation  # noqa: E402
 from grader.sandboxed.zygote import PRELOAD  # noqa: E402
 from grader.target import choose_target, stage  # noqa: E402
 

@@ -30,10 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from grader.names import NAMESPACES, PROCESS, TIERS  # noqa: E402
 from grader.sandbox import (  # noqa: E402
-    NAMESPACES,
-    PROCESS,
-    TIERS,
     IsolationUnavailable,
     Sandbox,
     _clean_env,

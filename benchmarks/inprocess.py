@@ -33,6 +33,7 @@ from grader import sandbox
 from grader.protocol import RESULT_FD, CallRequest, CallResult, Limits
 from grader.sandboxed import runner, scenarios
 from grader.sandboxed.zygote import PRELOAD
+from grader.sweep import sweep_descendants
 
 SETUP_FAILED = 70
 
@@ -112,7 +113,7 @@ def _call(
             os.kill(pid, signal.SIGKILL)
             _, status = os.waitpid(pid, 0)
             exit_code = os.waitstatus_to_exitcode(status)
-        sandbox.sweep_descendants()  # what the call left behind, as the zygote's sweep would
+        sweep_descendants()  # what the call left behind, as the zygote's sweep would
         os.set_blocking(read_end, False)
         while True:
             try:

@@ -57,10 +57,9 @@ from grader.grading import (
 )
 from grader.live import BatchView, LiveView, console_for, show
 from grader.manifest import Exercise, ManifestError, load_manifest
-from grader.plugin_api import DEFAULT_CALL_TIMEOUT, START_METHODS
+from grader.names import DEFAULT_CALL_TIMEOUT, PROCESS, START_METHODS, TIERS
 from grader.render import Place, render_check, render_text, score_line
 from grader.run import StopRequest
-from grader.sandbox import PROCESS, TIERS
 from grader.scorecard import Scorecard, write_scorecard, write_text_atomically
 from grader.state import DONE, DURATIONS_FILE, State, file_hash, load_state, state_folder, stub_source
 from grader.target import project_root
@@ -534,24 +533,26 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 
 def cmd_handout(args: argparse.Namespace) -> int:
-    from grader.handout import HandoutError, build_handout, describe  # only this command needs it
+    from grader import handout  # only these two commands need it
 
-    try:
-        summary = build_handout(Path(args.out))
-    except HandoutError as problem:
-        return _cannot(problem, "make the handout")
-    print(describe(summary))
-    return EXIT_GRADED
+    return _write_out(lambda: handout.describe(handout.build_handout(Path(args.out))), handout.HandoutError, "handout")
 
 
 def cmd_gradescope_bundle(args: argparse.Namespace) -> int:
-    from grader.bundle import BundleError, build_gradescope_bundle, describe
+    from grader import bundle
 
+    return _write_out(
+        lambda: bundle.describe(bundle.build_gradescope_bundle(Path(args.out))), bundle.BundleError, "Gradescope bundle"
+    )
+
+
+def _write_out(build: Callable[[], str], refusal: type[Exception], what: str) -> int:
+    """Build what a command writes (a handout, a bundle) and say what was written, or why it was not."""
     try:
-        summary = build_gradescope_bundle(Path(args.out))
-    except BundleError as problem:
-        return _cannot(problem, "make the Gradescope bundle")
-    print(describe(summary))
+        said = build()
+    except refusal as problem:
+        return _cannot(problem, f"make the {what}")
+    print(said)
     return EXIT_GRADED
 
 

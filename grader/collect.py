@@ -15,11 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grader.plugin_api import MAX_TIMELINE_ROWS, OUTPUT_PROPERTY, STATUS_PROPERTY, TIMELINE_PROPERTY
+from grader.names import (
+    ERROR,
+    FAILED,
+    OUTPUT_PROPERTY,
+    PASSED,
+    SKIPPED,
+    STATUS_PROPERTY,
+    TIMELINE_PROPERTY,
+    TIMEOUT,
+)
+from grader.plugin_api import MAX_TIMELINE_ROWS
 from grader.protocol import MAX_MESSAGE_CHARS, cut
 
-PASSED, FAILED, ERROR, TIMEOUT, SKIPPED = "passed", "failed", "error", "timeout", "skipped"
-OUTCOMES = (PASSED, FAILED, ERROR, TIMEOUT, SKIPPED)
 MAX_REPORT_BYTES = 64 << 20
 NO_RESULT = "no result: the test did not finish (a test worker crashed, or the run was stopped)"
 

@@ -138,7 +138,7 @@ from collections import Counter
 from fractions import Fraction
 from typing import Any, TypedDict
 
-from grader.collect import ERROR, FAILED, PASSED, SKIPPED, TIMEOUT
+from grader.names import ERROR, FAILED, PASSED, SKIPPED, TIMEOUT
 from grader.score import exact_score_of
 
 EXERCISM_VERSION = 3

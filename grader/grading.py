@@ -27,17 +27,27 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from grader import __version__
-from grader.collect import ERROR, FAILED, PASSED, SKIPPED, TIMEOUT, ExpectedTest, collect, read_expected
+from grader.collect import ExpectedTest, collect, read_expected
 from grader.manifest import Exercise, ManifestError, Task, load_manifest
-from grader.plugin_api import DEFAULT_CALL_TIMEOUT, START_METHODS, read_durations
+from grader.names import (
+    DEFAULT_CALL_TIMEOUT,
+    DEFAULT_DEADLINE,
+    ERROR,
+    FAILED,
+    PASSED,
+    SKIPPED,
+    START_METHODS,
+    TIERS,
+    TIMEOUT,
+)
+from grader.plugin_api import read_durations
 from grader.protocol import Limits
 from grader.run import DEADLINE, RunSettings, StopRequest, run_hidden_tests
-from grader.sandbox import TIERS, Isolation, IsolationUnavailable, detect_isolation
+from grader.sandbox import Isolation, IsolationUnavailable, detect_isolation
 from grader.score import score_exercise, total
 from grader.scorecard import ExerciseScore, Scorecard
 from grader.target import StagedTarget, Target, TargetError, choose_target, stage
 
-DEFAULT_DEADLINE = 1800.0
 TARGET_KINDS = ("exercises", "solutions", "submission")
 
 

@@ -13,11 +13,6 @@ import json
 import re
 from pathlib import Path
 
-START_METHODS = ("fork", "spawn", "forkserver")
-DEFAULT_CALL_TIMEOUT = 10.0
-STATUS_PROPERTY = "kata_status"
-OUTPUT_PROPERTY = "kata_output"
-TIMELINE_PROPERTY = "kata_timeline"
 MAX_TIMELINE_ROWS = 16
 MAX_SHOWN_OUTPUT = 500
 

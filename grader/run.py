@@ -44,8 +44,8 @@ from types import FrameType
 import psutil
 
 from grader.manifest import HIDDEN_TESTS_DIR, Exercise
-from grader.plugin_api import DEFAULT_CALL_TIMEOUT
-from grader.sandbox import become_subreaper, sweep_descendants
+from grader.names import DEFAULT_CALL_TIMEOUT
+from grader.sweep import become_subreaper, sweep_descendants
 
 PYTEST_INI = HIDDEN_TESTS_DIR / "pytest.ini"
 PLUGINS = ("xdist.plugin", "pytest_metadata.plugin", "pytest_jsonreport.plugin", "pytest_timeout", "grader.plugin")

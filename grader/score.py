@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
-from grader.collect import ERROR, FAILED, OUTCOMES, PASSED, SKIPPED, TIMEOUT, ExpectedTest, TestResult
+from grader.collect import ExpectedTest, TestResult
 from grader.manifest import Exercise
+from grader.names import ERROR, FAILED, OUTCOMES, PASSED, SKIPPED, TIMEOUT
 from grader.plugin_api import group_of
 from grader.scorecard import ExerciseScore, TaskScore, TestScore
 

@@ -20,8 +20,8 @@ import pytest
 
 from grader.collect import ExpectedTest, collect, read_expected
 from grader.manifest import load_manifest
+from grader.names import PROCESS
 from grader.run import RunSettings, run_hidden_tests
-from grader.sandbox import PROCESS
 from grader.scorecard import ExerciseScore, Scorecard, TaskScore, write_scorecard
 from grader.scorecard import TestScore as ScoredTest  # not collected as a test class
 from grader.target import choose_target, stage

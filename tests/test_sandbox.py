@@ -14,18 +14,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from grader.names import NAMESPACES, PROCESS, TIERS
 from grader.protocol import CRASHED, INVALID, MAX_OUTPUT_CHARS, RAISED, RESULT_FD, RETURNED, TIMEOUT
-from grader.sandbox import (
-    NAMESPACES,
-    PROCESS,
-    TIERS,
-    IsolationUnavailable,
-    Sandbox,
-    _other_pythons_byte_code,
-    descendants,
-    detect_isolation,
-    stage_harness,
-)
+from grader.sandbox import IsolationUnavailable, Sandbox, _other_pythons_byte_code, detect_isolation, stage_harness
+from grader.sweep import descendants
 
 from .conftest import living, recorded_pids
 

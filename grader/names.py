@@ -1,0 +1,27 @@
+"""The names several stages share, defined once: start methods, outcomes, tiers, defaults, property names.
+
+Plain constants, no imports: the CLI, the run and collect stages, scoring,
+exports, the pytest plugin and the sandbox all read them from here.
+"""
+
+from __future__ import annotations
+
+# The multiprocessing start methods every check runs under (grade --start-method all).
+START_METHODS = ("fork", "spawn", "forkserver")
+
+# A hidden test's outcome, as collect reports it and the scorecard writes it.
+PASSED, FAILED, ERROR, TIMEOUT, SKIPPED = "passed", "failed", "error", "timeout", "skipped"
+OUTCOMES = (PASSED, FAILED, ERROR, TIMEOUT, SKIPPED)
+
+# Isolation tiers, strongest first (grader/sandbox.py says what each gives).
+NAMESPACES, USER, PROCESS = "namespaces", "user", "process"
+TIERS = (NAMESPACES, USER, PROCESS)
+
+# Seconds one sandboxed call may take (--call-timeout), and the whole run (--deadline).
+DEFAULT_CALL_TIMEOUT = 10.0
+DEFAULT_DEADLINE = 1800.0
+
+# The user properties the plugin records on a test report, which collect reads back.
+STATUS_PROPERTY = "kata_status"
+OUTPUT_PROPERTY = "kata_output"
+TIMELINE_PROPERTY = "kata_timeline"

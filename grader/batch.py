@@ -410,14 +410,11 @@ def _last_line(path: Path) -> str:
 
 def read_batch(out: Path) -> dict[str, dict[str, Any]]:
     """Submission name -> what batch.json remembers of it; empty when there is none or it cannot be read."""
-    try:
-        data = json.loads((out / BATCH_FILE).read_text())
-        return {str(name): entry for name, entry in data["submissions"].items() if isinstance(entry, dict)}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}
+    return _submissions_of(_read_batch_file(out))
 
 
 def _read_batch_file(out: Path) -> dict[str, Any]:
+    """The whole of batch.json; empty when there is none or it cannot be read."""
     try:
         data = json.loads((out / BATCH_FILE).read_text())
     except (OSError, ValueError):
@@ -425,8 +422,16 @@ def _read_batch_file(out: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _submissions_of(batch: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    submissions = batch.get("submissions")
+    if not isinstance(submissions, dict):
+        return {}
+    return {str(name): entry for name, entry in submissions.items() if isinstance(entry, dict)}
+
+
 def _remember(out: Path, outcome: Outcome, key: str, grader: str) -> None:
-    known = read_batch(out)
+    kept = _read_batch_file(out)  # what the class's files added (the class, the shard, the options) stays
+    known = _submissions_of(kept)
     if outcome.state == "graded":
         known[outcome.submission.name] = {
             "key": key,
@@ -435,7 +440,6 @@ def _remember(out: Path, outcome: Outcome, key: str, grader: str) -> None:
         }
     else:
         known.pop(outcome.submission.name, None)
-    kept = _read_batch_file(out)  # what the class's files added (the class, the shard, the options) stays
     write_json(out / BATCH_FILE, {**kept, "format": BATCH_FORMAT, "grader": grader, "submissions": known})
 
 
@@ -557,7 +561,7 @@ def merge_shards(shard_outs: list[Path], out: Path, form: str = "scorecard") -> 
     logs: dict[str, Path] = {}
     skipped: dict[str, Skipped] = {}
     for folder, info in infos:
-        for name, entry in sorted(info.get("submissions", {}).items()):
+        for name, entry in sorted(_submissions_of(info).items()):
             card = _read_card(folder / SCORECARDS / f"{name}.json")
             if card is None:
                 continue  # its grader wrote no scorecard: in the class list, graded by none
@@ -584,5 +588,6 @@ def merge_shards(shard_outs: list[Path], out: Path, form: str = "scorecard") -> 
     )
     about = {"class": everyone, "options": first.get("options")}
     ordered = sorted(graded, key=lambda pair: everyone.index(pair[0]) if pair[0] in everyone else len(everyone))
-    written = write_class_files(out, ordered, sorted(skipped.values(), key=lambda s: s.name), form, about)
-    return Merged(out, count, ordered, sorted(skipped.values(), key=lambda s: s.name), not_graded, written)
+    skipped_in_order = sorted(skipped.values(), key=lambda item: item.name)
+    written = write_class_files(out, ordered, skipped_in_order, form, about)
+    return Merged(out, count, ordered, skipped_in_order, not_graded, written)

@@ -103,6 +103,17 @@ def grader_environment(home: Path) -> dict[str, str]:
     }
 
 
+def installing_environment(home: Path) -> dict[str, str]:
+    """grader_environment for a test that installs the kata with pip, as a user would in a folder of their own.
+
+    The kata's own .kata/ (no KATA_STATE_DIR), and what a user's shell passes to pip: where packages come from.
+    """
+    env = grader_environment(home)
+    env.pop("KATA_STATE_DIR")
+    env.update({key: value for key, value in os.environ.items() if key.startswith("PIP_") or "proxy" in key.lower()})
+    return env
+
+
 def leftovers(marker: str) -> list[str]:
     """Living processes whose command line mentions marker (a test's own folder)."""
     found = []

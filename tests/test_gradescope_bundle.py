@@ -9,7 +9,6 @@ results/results.json as Gradescope would.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import stat
 import subprocess
@@ -23,7 +22,7 @@ from grader.bundle import DEADLINE_SECONDS, build_gradescope_bundle
 from grader.cli import main
 from grader.manifest import load_manifest
 
-from .conftest import ROOT, grader_environment
+from .conftest import ROOT, installing_environment
 from .test_handout import leaks, telling_lines
 
 SCRIPTS = ("setup.sh", "run_autograder")
@@ -99,9 +98,7 @@ def test_the_bundle_grades_submissions_in_gradescopes_layout(bundle: Path, tmp_p
         archive.extractall(source)
     for script in SCRIPTS:  # zipfile does not restore modes; Gradescope's unpacking does
         (source / script).chmod(0o755)
-    env = grader_environment(tmp_path)
-    env.pop("KATA_STATE_DIR")
-    env.update({key: value for key, value in os.environ.items() if key.startswith("PIP_") or "proxy" in key.lower()})
+    env = installing_environment(tmp_path)
     setup = run_script(source / "setup.sh", autograder, env, timeout=600)
     assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-3000:]
     shutil.copy(source / "run_autograder", autograder / "run_autograder")  # as Gradescope does

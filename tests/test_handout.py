@@ -9,7 +9,6 @@ from __future__ import annotations
 import ast
 import base64
 import json
-import os
 import re
 import shlex
 import shutil
@@ -24,7 +23,7 @@ from grader.cli import build_parser, main
 from grader.handout import HandoutError, build_handout, render_pyproject
 from grader.manifest import load_manifest
 
-from .conftest import ROOT, grader_environment
+from .conftest import ROOT, installing_environment
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -261,10 +260,7 @@ def the_command(commands: list[str], ending: str) -> str:
 def test_a_fresh_handout_installs_and_runs_the_students_loop_as_its_readme_says(tmp_path: Path):
     folder = build_handout(tmp_path / "handout").folder
     readme = (folder / "README.md").read_text()
-    env = grader_environment(tmp_path)
-    env.pop("KATA_STATE_DIR")  # the handout's own .kata/, as a student has it
-    # What a student's shell passes to pip: where packages come from.
-    env.update({key: value for key, value in os.environ.items() if key.startswith("PIP_") or "proxy" in key.lower()})
+    env = installing_environment(tmp_path)
 
     def run(command: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -359,9 +355,7 @@ def test_the_classroom_workflows_steps_grade_a_push_and_report_its_points(tmp_pa
     folder = build_handout(tmp_path / "repository").folder
     first = load_manifest().exercises[0]
     shutil.copy(ROOT / "solutions" / first.folder / first.file_name, folder / first.student_file)
-    env = grader_environment(tmp_path)
-    env.pop("KATA_STATE_DIR")
-    env.update({key: value for key, value in os.environ.items() if key.startswith("PIP_") or "proxy" in key.lower()})
+    env = installing_environment(tmp_path)
     # What actions/setup-python leaves behind: a `python` first on the PATH, pip in it.
     venv = tmp_path / "python"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)

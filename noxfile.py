@@ -82,7 +82,13 @@ def verify(session: nox.Session) -> None:
     stubs = _grade_to_json(session, "stubs", *session.posargs)
     problems = []
     if solutions["percent"] != 100 or not solutions["complete"]:
-        lost = [t["id"] for e in solutions["exercises"] for t in e["tests"] if t["outcome"] != "passed"]
+        # Each with its outcome and message: a check that failed the reference once must say why in CI's log.
+        lost = [
+            f"{t['id']} ({t['outcome']}: {(t['message'] or '')[:300]})"
+            for e in solutions["exercises"]
+            for t in e["tests"]
+            if t["outcome"] != "passed"
+        ]
         problems.append(f"the solutions scored {solutions['percent']}%, not 100%: {lost}")
     if stubs["score"] != 0 or not stubs["complete"]:
         won = [t["id"] for e in stubs["exercises"] for t in e["tests"] if t["outcome"] == "passed"]

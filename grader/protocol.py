@@ -210,3 +210,5 @@ class CallResult:
     stuck: dict[str, Any] | None = None
     # The most memory the call's processes held together at one look of the watchdog, in MiB (None: not measured).
     memory_peak_mib: float | None = None
+    # Sandboxes the call ran in: 2 when its first zygote failed during the call and a fresh one ran it again.
+    attempts: int = 1

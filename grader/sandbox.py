@@ -93,6 +93,7 @@ from grader.protocol import (
     ZygoteConfig,
     cut,
 )
+from grader.sandboxed.clock import Budget
 from grader.sweep import become_subreaper, descendants, sweep_descendants, sweep_user
 
 # The code that the sandbox runs first: the harness folder holds a copy of
@@ -117,6 +118,7 @@ SCRATCH = ("/dev/shm", "/tmp")  # the namespaces tier's own tmpfs mounts, emptie
 ZYGOTE_CAPABILITIES = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_SYS_PTRACE")
 ZYGOTE_START_TIMEOUT = 30.0  # seconds for a zygote's imports, on a loaded machine
 STOP_WAIT = 10.0  # seconds a zygote gets to kill a call's processes before it is replaced
+ZYGOTE_RETRIES = 1  # a call whose zygote failed runs once more, in a fresh zygote
 SANDBOX_PROCESSES = 256  # RLIMIT_NPROC for a dedicated uid (enforced: it is not root)
 PROBE_TIMEOUT = 30.0
 
@@ -546,6 +548,7 @@ class Sandbox:
         self.python = self.isolation.python or python
         self.limits = limits or Limits(processes=SANDBOX_PROCESSES if self.isolation.uid is not None else 0)
         self.is_subreaper = become_subreaper()
+        self.zygote_failures = 0  # calls run again because their zygote failed (see call)
         self._zygotes: dict[Path | None, Zygote] = {}
         self._own = Path(tempfile.mkdtemp(prefix="kata-sandbox-", dir=CALL_DIR_PARENT))
         if self.isolation.tier == NAMESPACES:
@@ -629,14 +632,26 @@ class Sandbox:
         """Run scenario(module, *args) in a sandbox; always return, never leave a process.
 
         import_timeout, when shorter than timeout, bounds the import of the graded module alone.
+        A call whose zygote failed (it did not start, died or stopped answering
+        during the call) is never graded from it: the zygote is replaced and the
+        call runs once more in a fresh one, whose result stands, whatever it is
+        (code that kills its own sandbox does so again).
         """
-        # A short path: multiprocessing puts AF_UNIX sockets (at most 107 bytes) in TMPDIR.
-        home = Path(tempfile.mkdtemp(prefix="kata-call-", dir=CALL_DIR_PARENT))
-        os.chmod(home, 0o755)
-        try:
-            return self._call_in(home, module, Path(module_dir), scenario, args, start_method, timeout, import_timeout)
-        finally:
-            shutil.rmtree(home, ignore_errors=True)
+        attempts = 0
+        while True:
+            attempts += 1
+            # A short path: multiprocessing puts AF_UNIX sockets (at most 107 bytes) in TMPDIR.
+            home = Path(tempfile.mkdtemp(prefix="kata-call-", dir=CALL_DIR_PARENT))
+            os.chmod(home, 0o755)
+            try:
+                result, suspect = self._call_in(
+                    home, module, Path(module_dir), scenario, args, start_method, timeout, import_timeout
+                )
+            finally:
+                shutil.rmtree(home, ignore_errors=True)
+            if not suspect or attempts > ZYGOTE_RETRIES:
+                return dataclasses.replace(result, attempts=attempts)
+            self.zygote_failures += 1
 
     def _call_in(
         self,
@@ -648,13 +663,16 @@ class Sandbox:
         start_method: str,
         timeout: float,
         import_timeout: float | None,
-    ) -> CallResult:
+    ) -> tuple[CallResult, bool]:
+        """The call's result, and whether its zygote failed while a result was awaited (see call)."""
         key = self._key(module_dir)
         try:
             zygote = self._zygote(module_dir)
         except ZygoteFailed as exc:
-            return CallResult(status=CRASHED, detail=str(exc))
+            return CallResult(status=CRASHED, detail=str(exc)), True
         started = time.monotonic()  # a zygote's own start (once per worker) is not the call's time
+        import_budget = min(timeout, import_timeout or timeout)
+        budgets = _Budgets(call=Budget(timeout), imported=Budget(import_budget))
         inside = str(module_dir)
         if self.isolation.tier == NAMESPACES:
             inside = INSIDE_CODE
@@ -692,13 +710,12 @@ class Sandbox:
             os.close(read_end)
             self._discard(key)
             gone = f"the sandbox is gone ({exc})"
-            return CallResult(status=CRASHED, detail=gone, duration=time.monotonic() - started)
+            return CallResult(status=CRASHED, detail=gone, duration=time.monotonic() - started), True
         finally:
             os.close(write_end)
-        import_budget = min(timeout, import_timeout or timeout)
         looked: dict[str, Any] | None = None
         try:
-            raw, ended, overflow = _wait(zygote, read_end, started + timeout, started + import_budget)
+            raw, ended, overflow = _wait(zygote, read_end, budgets)
             finished = ended is not None and not overflow  # the call ended by itself, not at a deadline
             if ended is None and not overflow:
                 looked, ended = zygote.dump_stack()
@@ -713,7 +730,8 @@ class Sandbox:
         finally:
             os.close(read_end)
         assert ended is not None  # the call's end, the zygote's answer to a stop, or {} when it is gone
-        if "ended" not in ended:  # the zygote is gone or stuck: end it and all it ran; the next call starts another
+        zygote_failed = "ended" not in ended
+        if zygote_failed:  # the zygote is gone or stuck: end it and all it ran; the next call starts another
             self._discard(key)
         errors, dump = split_stack_dump(home / "stderr")
         common: dict[str, Any] = {
@@ -730,7 +748,10 @@ class Sandbox:
         if memory.get("exceeded"):  # the watchdog ended the call: whatever came back is not its answer
             result = CallResult(status=CRASHED, detail=memory_words(memory), **common)
         peak = memory.get("peak_mib")
-        return dataclasses.replace(result, memory_peak_mib=peak if isinstance(peak, (int, float)) else None)
+        result = dataclasses.replace(result, memory_peak_mib=peak if isinstance(peak, (int, float)) else None)
+        # A timeout is the trusted side's own fact, whatever became of the zygote; any other result of a call whose
+        # zygote failed may be the zygote's doing, not the code's.
+        return result, zygote_failed and result.status != TIMEOUT
 
 
 def memory_words(memory: dict[str, Any]) -> str:
@@ -742,15 +763,23 @@ def memory_words(memory: dict[str, Any]) -> str:
     )
 
 
-def _wait(zygote: Zygote, read_end: int, deadline: float, import_deadline: float) -> tuple[bytes, dict | None, bool]:
-    """Read the reply until the zygote says the call ended, or a deadline passes.
+@dataclasses.dataclass
+class _Budgets:
+    """A call's time: the whole call's, and the import's within it (Budgets: load does not use them up)."""
+
+    call: Budget
+    imported: Budget
+
+
+def _wait(zygote: Zygote, read_end: int, budgets: _Budgets) -> tuple[bytes, dict | None, bool]:
+    """Read the reply until the zygote says the call ended, or its budget is spent.
 
     The runner writes IMPORTED once the graded module is imported; without it
-    by import_deadline the call is over (a module that hangs at import need
-    not cost a long scenario's whole budget). The pipe is never read to EOF
-    while the call runs: a leftover grandchild may hold it open.
+    within the import's budget the call is over (a module that hangs at import
+    need not cost a long scenario's whole budget). The pipe is never read to
+    EOF while the call runs: a leftover grandchild may hold it open.
     Returns (bytes read, the zygote's "ended" message, {} if the zygote is
-    gone, None at a deadline, whether the reply went over its cap).
+    gone, None once a budget is spent, whether the reply went over its cap).
     """
     chunks: list[bytes] = []
     size = 0
@@ -758,12 +787,11 @@ def _wait(zygote: Zygote, read_end: int, deadline: float, import_deadline: float
     imported = False
     os.set_blocking(read_end, False)
     while True:
-        now = time.monotonic()
-        until = deadline if imported else min(deadline, import_deadline)
-        if now >= until:
+        left = budgets.call.left() if imported else min(budgets.call.left(), budgets.imported.left())
+        if left == 0.0:
             return b"".join(chunks), None, False
         watched: list[Any] = [zygote.control, read_end] if open_pipe else [zygote.control]
-        ready, _, _ = select.select(watched, [], [], until - now)
+        ready, _, _ = select.select(watched, [], [], left)
         if read_end in ready:
             data, open_pipe = _read_some(read_end)
             chunks += data

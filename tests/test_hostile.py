@@ -40,6 +40,7 @@ from grader.manifest import load_manifest
 from grader.plugin import MAX_SHOWN_OUTPUT
 from grader.protocol import MAX_REPLY_BYTES, Limits
 from grader.sandbox import SANDBOX_PROCESSES
+from grader.sandboxed.clock import CAP
 
 from .conftest import ROOT, TIERS_HERE, hidden_tests_of_task, leftovers, living, recorded_pids
 
@@ -51,8 +52,10 @@ TASK1, TASK2, TASK3 = (hidden_tests_of_task("processes", task) for task in (1, 2
 # --call-timeout where an attack hangs: each hanging call costs this much, and the honest calls of the
 # same run must finish within it on a loaded CI runner.
 HANG_TIMEOUT = 10
-NOT_HUNG = 120.0  # seconds: far above any run here, it only proves that grading did not hang
-GRADER_KILL = 240.0  # the grade fixture stops a grader that runs longer than this
+# Seconds: far above any run here (whose budgets a loaded machine may stretch up to CAP times), it only proves
+# that grading did not hang.
+NOT_HUNG = 60.0 * CAP
+GRADER_KILL = NOT_HUNG + 240.0  # the grade fixture stops a grader that runs longer than this
 FORK_DOUBLINGS = 8  # the process tier's bounded fork bomb: 2 ** 8 = 256 processes
 # Tiers whose sandbox runs as a non-root uid of its own (RLIMIT_NPROC holds, the tmp_path is closed to it).
 OWN_UID_TIERS = ("namespaces", "user")
@@ -451,13 +454,17 @@ for _pid in _children:  # the import waits for them: the tree holds its memory w
 # MiB a call's processes may pass the cap by before the watchdog (a look every 20 ms) ends them: on a loaded
 # machine a look can come late, and six processes on two cores touch a few GB/s between two looks.
 MEMORY_OVERSHOOT_MIB = 768
+MEMORY_CALL_TIMEOUT = 40.0  # seconds: the import may take 20, far more than filling the tree takes on a busy machine
 
 
 @pytest.mark.parametrize("tier", TIERS_HERE)
 def test_a_process_tree_that_takes_more_memory_than_a_call_may_is_stopped(grade, make_submission, scene, tier):
     """RLIMIT_AS caps each process; the watchdog caps the call's whole tree (Limits.tree_memory_mib)."""
     source = hostile_module("processes", MEMORY_TREE, (), scene)
-    graded = grade_hostile(grade, submit(make_submission, "processes", source), tier, "-n", "0")
+    # The tree fills at import, which has half a call's time: with sixteen test workers on two cores, touching
+    # a gigabyte took longer than the default 5 s, and the import timed out before the cap was reached.
+    options = ("-n", "0", "--call-timeout", str(MEMORY_CALL_TIMEOUT))
+    graded = grade_hostile(grade, submit(make_submission, "processes", source), tier, *options)
     limit = Limits().tree_memory_mib
     tests = graded.tests("processes")
     for name, test in tests.items():

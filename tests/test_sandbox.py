@@ -17,6 +17,7 @@ import pytest
 from grader.names import NAMESPACES, PROCESS, TIERS
 from grader.protocol import CRASHED, INVALID, MAX_OUTPUT_CHARS, RAISED, RESULT_FD, RETURNED, TIMEOUT
 from grader.sandbox import IsolationUnavailable, Sandbox, _other_pythons_byte_code, detect_isolation, stage_harness
+from grader.sandboxed.clock import CAP
 from grader.sweep import descendants
 
 from .conftest import living, recorded_pids
@@ -129,7 +130,7 @@ def test_a_hang_times_out_and_its_processes_are_gone(sandbox, module_dir, tmp_pa
     before, since, started = descendants(), time.time(), time.monotonic()
     result = call(sandbox, module_dir, source, "hang", timeout=2)
     assert result.status == TIMEOUT and "2 s" in result.detail
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 2 * CAP + 8  # a loaded machine may stretch the budget up to CAP times
     pids = recorded_pids(tmp_path)
     assert len(pids) == (4 if sandbox.isolation.tier == PROCESS else 0)
     assert_nothing_left(sandbox, before, pids, since)
@@ -413,3 +414,46 @@ def test_staging_copies_only_finished_byte_code_of_this_python():
     names = [f"kit.{tag}.pyc", "kit.cpython-39.pyc", f"kit.{tag}.pyc.139831766816576"]  # another's, one in writing
     assert _other_pythons_byte_code("/x/scenarios/__pycache__", names) == names[1:]
     assert _other_pythons_byte_code("/x/scenarios", ["kit.py", "__pycache__"]) == []
+
+
+def test_a_call_whose_zygote_fails_runs_again_in_a_fresh_one(sandbox, module_dir):
+    """The zygote is killed from outside while the call runs: the result comes from a second, fresh zygote."""
+    source = """
+        import time
+
+        def answer():
+            return 1
+
+        def slow_answer():
+            time.sleep(2)
+            return 42
+    """
+    before, since = descendants(), time.time()
+    assert call(sandbox, module_dir, source, "answer").status == RETURNED  # the zygote is up
+    [zygote] = sandbox._zygotes.values()
+    idle = sandbox.resident_pids()
+    killed: list[int] = []
+
+    def kill_the_zygote_in_the_call() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if sandbox.resident_pids() - idle:  # the zygote has forked the call's child
+                os.kill(zygote.process.pid, 9)
+                killed.append(zygote.process.pid)
+                return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_the_zygote_in_the_call)
+    killer.start()
+    result = sandbox.call("graded", module_dir, "grader.sandboxed.scenarios.generic:call", ["slow_answer"], "fork", 20)
+    killer.join()
+    assert killed == [zygote.process.pid], "the zygote was not killed during the call"
+    assert result.status == RETURNED and result.value == 42, result
+    assert result.attempts == 2 and sandbox.zygote_failures == 1
+    assert [z.process.pid for z in sandbox._zygotes.values()] != killed
+    assert_nothing_left(sandbox, before, [], since)  # the first call's child went with its zygote
+
+
+def test_a_call_that_ends_normally_runs_once(sandbox, module_dir):
+    result = call(sandbox, module_dir, "def answer():\n    return 1\n", "answer")
+    assert result.status == RETURNED and result.attempts == 1 and sandbox.zygote_failures == 0

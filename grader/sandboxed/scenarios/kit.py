@@ -39,6 +39,7 @@ from types import TracebackType
 from typing import Any
 
 from grader.protocol import BUSY_CPU, GAVE_UP
+from grader.sandboxed.clock import Budget
 
 # How deep plain() follows containers: deep enough for any result an exercise
 # returns, shallow enough that a self-referencing list cannot recurse forever.
@@ -193,7 +194,7 @@ def receive(source: Any, seconds: float, alive: Callable[[], bool] | None = None
     With alive(), the wait ends early once alive() turns false and nothing
     more came within half a second: a child that died cannot report.
     """
-    deadline = time.monotonic() + seconds
+    budget = Budget(seconds)
     ended_at = None
     while True:
         try:
@@ -201,7 +202,7 @@ def receive(source: Any, seconds: float, alive: Callable[[], bool] | None = None
         except queue.Empty:
             pass
         now = time.monotonic()
-        if now >= deadline:
+        if budget.spent():
             return None
         if alive is not None and ended_at is None and not alive():
             ended_at = now
@@ -210,12 +211,48 @@ def receive(source: Any, seconds: float, alive: Callable[[], bool] | None = None
 
 
 def wait_until(condition: Callable[[], bool], seconds: float, step: float = 0.02) -> bool:
-    """Poll condition() until it holds or seconds pass; whether it held."""
-    deadline = time.monotonic() + seconds
+    """Poll condition() until it holds or a Budget of seconds is spent; whether it held."""
+    budget = Budget(seconds)
     while not condition():
-        if time.monotonic() >= deadline:
+        left = budget.left()
+        if left == 0.0:
             return False
-        time.sleep(step)
+        time.sleep(min(step, left))
+    return True
+
+
+class Rendezvous:
+    """A one-time barrier for processes, whose wait gives up after a Budget of seconds from each arrival.
+
+    multiprocessing.Barrier(parties, timeout) counts wall-clock time: on a
+    loaded machine, siblings that all run at once can arrive further apart
+    than that, and a correct solution would read as one whose processes did
+    not run together. Like a Barrier, it reaches a child as an argument of
+    Process, and once one wait gives up, every wait raises BrokenBarrierError.
+    """
+
+    def __init__(self, parties: int, seconds: float) -> None:
+        self.parties = parties
+        self.seconds = seconds
+        self._arrived = multiprocessing.Value("i", 0)
+        self._broken = multiprocessing.Value("b", 0, lock=False)
+
+    def wait(self) -> None:
+        """Arrive, then wait for every party; threading.BrokenBarrierError if they do not all come in time."""
+        with self._arrived.get_lock():
+            self._arrived.value += 1
+        met = wait_until(lambda: self._broken.value or self._arrived.value >= self.parties, self.seconds, step=0.01)
+        if not met or self._broken.value:
+            self._broken.value = 1
+            raise threading.BrokenBarrierError
+
+
+def wait_for_event(event: Any, seconds: float) -> bool:
+    """event.wait(seconds), with seconds counted as a Budget; whether the event was set."""
+    budget = Budget(seconds)
+    while not event.wait(budget.left()):
+        if budget.spent():
+            return False
     return True
 
 
@@ -308,8 +345,8 @@ def call_with_deadline(
     cpu_at_start = _thread_cpu_seconds(helper)
 
     def wait(seconds: float, waited: float, patient: bool = False) -> Called:
-        give_up = time.monotonic() + seconds
-        while helper.is_alive() and time.monotonic() < give_up:
+        budget = Budget(seconds)
+        while helper.is_alive() and not budget.spent():
             helper.join(0.05)
             if not patient and hopeful is not None and helper.is_alive() and not hopeful():
                 helper.join(0.5)
@@ -387,8 +424,9 @@ def run_starting_processes(
     may take as long as the budget. What the function raised is raised.
     """
     begun = time.monotonic()
+    before_start = Budget(START_WITHIN)
     with start_entered() as started:
-        hopeful = lambda: started() or time.monotonic() - begun < START_WITHIN  # noqa: E731
+        hopeful = lambda: started() or not before_start.spent()  # noqa: E731
         call = call_with_deadline(function, *args, deadline=3600.0, after=after, hopeful=hopeful, **kwargs)
     if call.outcome == HUNG:
         call.deadline = round(time.monotonic() - begun, 1)  # how long it was given, for the message

@@ -47,6 +47,7 @@ from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
+from grader.sandboxed.clock import Budget
 from grader.sandboxed.scenarios.kit import (
     HUNG,
     RETURNED,
@@ -55,6 +56,7 @@ from grader.sandboxed.scenarios.kit import (
     error_fact,
     plain,
     type_name,
+    wait_for_event,
 )
 
 # How long a worker waits for a gate or for another item: a correct solution
@@ -112,7 +114,7 @@ def gated_task(item: int) -> dict[str, Any]:
     """Pool task: begin, wait until the scenario opens this item's gate, finish."""
     _in_a_worker()
     _started[item].set()
-    gate_open = _gates[item].wait(GATE_WAIT)
+    gate_open = wait_for_event(_gates[item], GATE_WAIT)
     _done[item].set()
     return {"item": item, "pid": os.getpid(), "gate_open": gate_open}
 
@@ -121,7 +123,7 @@ def _after_next(item: int) -> bool:
     """Wait until item + 1 has finished (the last item does not wait); True if it did."""
     _in_a_worker()
     _started[item].set()
-    later_done = _done[item + 1].wait(GATE_WAIT) if item + 1 < len(_done) else True
+    later_done = wait_for_event(_done[item + 1], GATE_WAIT) if item + 1 < len(_done) else True
     _done[item].set()
     return later_done
 
@@ -144,7 +146,7 @@ def wait_for_partner(item: int) -> dict[str, Any]:
     """
     _in_a_worker()
     _started[item].set()
-    partner_started = _started[CHUNK].wait(GATE_WAIT) if item == 0 else None
+    partner_started = wait_for_event(_started[CHUNK], GATE_WAIT) if item == 0 else None
     return {"item": item, "pid": os.getpid(), "partner_started": partner_started}
 
 
@@ -183,9 +185,9 @@ def _pool_with_events(workers: int, items: int) -> tuple[multiprocessing.pool.Po
 
 
 def _wait_for(ready: Any, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
+    budget = Budget(seconds)
     while ready.empty():
-        if time.monotonic() >= deadline:
+        if budget.spent():
             return False
         time.sleep(0.01)
     ready.get()
@@ -337,7 +339,7 @@ def _wait_for_callback(log: dict[str, Any], returned: Any) -> None:
         returned.wait(WAIT)
         log["called"].wait(1.0)  # called by the pool already; by a thread of the graded code, perhaps a moment later
     else:
-        log["called"].wait(GATE_WAIT)
+        wait_for_event(log["called"], GATE_WAIT)
 
 
 def submit_returns_at_once(module: ModuleType) -> dict[str, Any]:

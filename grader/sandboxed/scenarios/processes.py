@@ -37,6 +37,7 @@ from grader.sandboxed.scenarios.kit import (
     QUICK_WITHIN,
     START_WITHIN,
     Called,
+    Rendezvous,
     StuckCall,
     busy_between,
     call_quick,
@@ -184,7 +185,7 @@ def meet_at_barrier(barrier: Any, met: Any, pids: Any, spans: Any, index: int) -
 
 
 def run_all_together(module: ModuleType, count: int) -> dict[str, Any]:
-    barrier = multiprocessing.Barrier(count, timeout=BARRIER_WAIT)
+    barrier = Rendezvous(count, BARRIER_WAIT)
     met = multiprocessing.Array("i", count)
     pids = multiprocessing.Array("i", count)
     spans = new_spans(count)

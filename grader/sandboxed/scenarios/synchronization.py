@@ -48,6 +48,7 @@ import time
 from types import ModuleType
 from typing import Any
 
+from grader.sandboxed.clock import Budget
 from grader.sandboxed.scenarios.kit import (
     HUNG,
     call_with_deadline,
@@ -121,8 +122,8 @@ def _start_all(processes: list[Any]) -> dict[str, Any] | None:
 
 def _collect(results: Any, into: list[dict[str, Any]], until: Any, seconds: float) -> None:
     """Take reports from results into `into` until until() holds or seconds have passed."""
-    deadline = time.monotonic() + seconds
-    while not until() and time.monotonic() < deadline:
+    budget = Budget(seconds)
+    while not until() and not budget.spent():
         try:
             into.append(results.get(timeout=POLL * 4))
         except queue.Empty:
@@ -131,10 +132,8 @@ def _collect(results: Any, into: list[dict[str, Any]], until: Any, seconds: floa
 
 def _finish(processes: list[Any]) -> list[Any]:
     """Join the scenario's workers (briefly), stop what is left, and return their exit codes."""
-    deadline = time.monotonic() + 2.0
-    for process in processes:
-        if process.pid is not None:
-            process.join(max(0.0, deadline - time.monotonic()))
+    started = [process for process in processes if process.pid is not None]
+    wait_until(lambda: not any(process.is_alive() for process in started), 2.0)
     for process in processes:
         if process.pid is not None and process.is_alive():
             kill_and_reap(process, 1.0)
@@ -795,14 +794,13 @@ def _in_caller() -> bool:
 
 def _watchdog(arrived: Any, passed: Any, stopped: Any, index: int) -> None:
     """Thread in a run_in_step worker: stop the process if it never gets past the barrier."""
-    deadline = time.monotonic() + STUCK_ALONE
-    all_arrived = False
-    while time.monotonic() < deadline:
+    alone = Budget(STUCK_ALONE)
+    after_all_arrived: Budget | None = None
+    while not alone.spent() and not (after_all_arrived is not None and after_all_arrived.spent()):
         if passed[index]:
             return
-        if not all_arrived and all(arrived):
-            all_arrived = True
-            deadline = min(deadline, time.monotonic() + STUCK_AFTER)
+        if after_all_arrived is None and all(arrived):
+            after_all_arrived = Budget(STUCK_AFTER)
         time.sleep(POLL * 4)
     stopped[index] = 1
     os._exit(STUCK_EXIT)
@@ -1045,8 +1043,8 @@ def condition_gives_up_in_time(module: ModuleType) -> dict[str, Any]:
     _collect(results, reports, lambda: calling.value == 1 or bool(reports), WAIT)
     _collect(results, reports, lambda: _sleepers(condition) == 1 or bool(reports), CHECK_WAIT)
     wakeups = 0
-    deadline = time.monotonic() + WAKE_FOR
-    while not reports and time.monotonic() < deadline:
+    budget = Budget(WAKE_FOR)
+    while not reports and not budget.spent():
         _collect(results, reports, lambda: bool(reports), WAKE_EVERY)
         if not reports and condition.acquire(True, 1.0):
             try:

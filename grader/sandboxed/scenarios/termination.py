@@ -48,6 +48,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, SupportsIndex
 
+from grader.sandboxed.clock import Budget
 from grader.sandboxed.scenarios.kit import (
     HUNG,
     call_with_deadline,
@@ -115,8 +116,8 @@ class TermOnSet(multiprocessing.synchronize.Event):
 
 def _work_until_deadline() -> None:
     """Pretend to work, in small steps, until the scenario's patience runs out."""
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
+    budget = Budget(WAIT)
+    while not budget.spent():
         time.sleep(STEP)
 
 
@@ -153,8 +154,8 @@ def cleaning_worker(ready: Any, got_sigterm: Any, cleaned_up: Any, ending: Any) 
 
     signal.signal(signal.SIGTERM, on_sigterm)
     ready.set()
-    deadline = time.monotonic() + WAIT
-    while not stopping and time.monotonic() < deadline:
+    budget = Budget(WAIT)
+    while not stopping and not budget.spent():
         time.sleep(STEP)
     time.sleep(WILLING_AFTER)
     cleaned_up.value = 1
@@ -177,8 +178,8 @@ def stubborn_worker(ready: Any, got_sigterm: Any) -> None:
 
 def _wait_ready(process: multiprocessing.process.BaseProcess, ready: Any) -> bool:
     """Wait until the worker is ready, or has ended without getting ready, or WAIT has passed."""
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
+    budget = Budget(WAIT)
+    while not budget.spent():
         if ready.wait(STEP):
             return True
         if not process.is_alive():

@@ -63,6 +63,13 @@ def test_no_load_stretches_a_budget_past_its_cap():
     assert run_out(machine, machine.budget(2.0)) == pytest.approx(2.0 * CAP, abs=0.06)
 
 
+def test_a_cap_of_one_is_wall_time_whatever_the_load():
+    """For a deadline that measures the graded code's own timeout, which runs on the wall clock."""
+    machine = FakeMachine(runnable=64)
+    budget = Budget(2.0, cap=1.0, clock=machine.clock, runnable=machine.tasks, cpus=2)
+    assert run_out(machine, budget) == pytest.approx(2.0, abs=0.06)
+
+
 def test_without_a_count_of_runnable_tasks_a_budget_is_wall_time():
     machine = FakeMachine(runnable=None)
     assert run_out(machine, machine.budget(1.5)) == pytest.approx(1.5, abs=0.06)

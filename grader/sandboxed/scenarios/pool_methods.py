@@ -402,7 +402,9 @@ def gather_in_order(module: ModuleType) -> dict[str, Any]:
 def gather_times_out(module: ModuleType, timeout: float) -> dict[str, Any]:
     """gather over items whose gates stay closed until gather has given up (or has waited timeout + HOLD_WAIT)."""
     pool, gates, _, done = _pool_with_events(2, 2)
-    call = call_with_deadline(module.gather, pool, gated_task, [0, 1], timeout, deadline=timeout + HOLD_WAIT)
+    call = call_with_deadline(
+        module.gather, pool, gated_task, [0, 1], timeout, deadline=timeout + HOLD_WAIT, wall_clock=True
+    )
     facts: dict[str, Any] = {"outcome": call.outcome, "hold": timeout + HOLD_WAIT, "gate_wait": GATE_WAIT}
     finished = [index for index, event in enumerate(done) if event.is_set()]
     for gate in gates:

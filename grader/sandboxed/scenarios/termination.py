@@ -232,11 +232,21 @@ def _kill_gap(process: Worker, call: Any) -> float | None:
     return killed - asked
 
 
-def _call_and_look(module: ModuleType, function: str, process: Worker, *args: Any, deadline: float, **kwargs: Any):
+def _call_and_look(
+    module: ModuleType,
+    function: str,
+    process: Worker,
+    *args: Any,
+    deadline: float,
+    wall_clock: bool = False,
+    **kwargs: Any,
+):
     """Call module.function(process, ...); if it hangs, kill the worker so that it can return; then look around."""
     pid = process.pid
     assert pid is not None  # process comes from _start, which started it
-    call = call_with_deadline(getattr(module, function), process, *args, deadline=deadline, **kwargs)
+    call = call_with_deadline(
+        getattr(module, function), process, *args, deadline=deadline, wall_clock=wall_clock, **kwargs
+    )
     hung = call.outcome == HUNG
     if hung:  # a join() that waits for the worker: ending it lets the join return
         with contextlib.suppress(OSError):
@@ -362,7 +372,8 @@ def graceful_worker_run(module: ModuleType, race: bool) -> dict[str, Any]:
 
 
 def _shutdown(module: ModuleType, process: Worker, timeout: float) -> dict[str, Any]:
-    facts = _call_and_look(module, "shutdown", process, timeout, deadline=timeout + HANG_MARGIN)
+    # Wall time: the deadline is shutdown's own timeout plus a margin (see kit.call_with_deadline).
+    facts = _call_and_look(module, "shutdown", process, timeout, deadline=timeout + HANG_MARGIN, wall_clock=True)
     facts["timeout"] = timeout
     return facts
 

@@ -93,7 +93,6 @@ from grader.protocol import (
     ZygoteConfig,
     cut,
 )
-from grader.sandboxed.clock import Budget
 from grader.sweep import become_subreaper, descendants, sweep_descendants, sweep_user
 
 # The code that the sandbox runs first: the harness folder holds a copy of
@@ -671,8 +670,6 @@ class Sandbox:
         except ZygoteFailed as exc:
             return CallResult(status=CRASHED, detail=str(exc)), True
         started = time.monotonic()  # a zygote's own start (once per worker) is not the call's time
-        import_budget = min(timeout, import_timeout or timeout)
-        budgets = _Budgets(call=Budget(timeout), imported=Budget(import_budget))
         inside = str(module_dir)
         if self.isolation.tier == NAMESPACES:
             inside = INSIDE_CODE
@@ -713,9 +710,10 @@ class Sandbox:
             return CallResult(status=CRASHED, detail=gone, duration=time.monotonic() - started), True
         finally:
             os.close(write_end)
+        import_budget = min(timeout, import_timeout or timeout)
         looked: dict[str, Any] | None = None
         try:
-            raw, ended, overflow = _wait(zygote, read_end, budgets)
+            raw, ended, overflow = _wait(zygote, read_end, started + timeout, started + import_budget)
             finished = ended is not None and not overflow  # the call ended by itself, not at a deadline
             if ended is None and not overflow:
                 looked, ended = zygote.dump_stack()
@@ -763,23 +761,15 @@ def memory_words(memory: dict[str, Any]) -> str:
     )
 
 
-@dataclasses.dataclass
-class _Budgets:
-    """A call's time: the whole call's, and the import's within it (Budgets: load does not use them up)."""
-
-    call: Budget
-    imported: Budget
-
-
-def _wait(zygote: Zygote, read_end: int, budgets: _Budgets) -> tuple[bytes, dict | None, bool]:
-    """Read the reply until the zygote says the call ended, or its budget is spent.
+def _wait(zygote: Zygote, read_end: int, deadline: float, import_deadline: float) -> tuple[bytes, dict | None, bool]:
+    """Read the reply until the zygote says the call ended, or a deadline passes.
 
     The runner writes IMPORTED once the graded module is imported; without it
-    within the import's budget the call is over (a module that hangs at import
-    need not cost a long scenario's whole budget). The pipe is never read to
-    EOF while the call runs: a leftover grandchild may hold it open.
+    by import_deadline the call is over (a module that hangs at import need
+    not cost a long scenario's whole budget). The pipe is never read to EOF
+    while the call runs: a leftover grandchild may hold it open.
     Returns (bytes read, the zygote's "ended" message, {} if the zygote is
-    gone, None once a budget is spent, whether the reply went over its cap).
+    gone, None at a deadline, whether the reply went over its cap).
     """
     chunks: list[bytes] = []
     size = 0
@@ -787,11 +777,12 @@ def _wait(zygote: Zygote, read_end: int, budgets: _Budgets) -> tuple[bytes, dict
     imported = False
     os.set_blocking(read_end, False)
     while True:
-        left = budgets.call.left() if imported else min(budgets.call.left(), budgets.imported.left())
-        if left == 0.0:
+        now = time.monotonic()
+        until = deadline if imported else min(deadline, import_deadline)
+        if now >= until:
             return b"".join(chunks), None, False
         watched: list[Any] = [zygote.control, read_end] if open_pipe else [zygote.control]
-        ready, _, _ = select.select(watched, [], [], left)
+        ready, _, _ = select.select(watched, [], [], until - now)
         if read_end in ready:
             data, open_pipe = _read_some(read_end)
             chunks += data

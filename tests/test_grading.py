@@ -8,7 +8,6 @@ import time
 import pytest
 
 from grader.manifest import load_manifest
-from grader.sandboxed.clock import CAP
 
 from .conftest import ROOT, TIERS_HERE, leftovers, living, only_options, recorded_pids, unsolve
 
@@ -171,7 +170,7 @@ def test_a_hang_is_a_timeout_and_os_exit_is_an_error_and_nothing_is_left(grade, 
     assert "os._exit()" in tests["test_exit_codes_come_back_in_order"]["message"]
     assert tests["test_whoami_in_the_main_process"]["outcome"] == "failed"
     assert graded.exercise("processes")["score"] == 0
-    assert elapsed < 30 * CAP, f"grading a hanging submission took {elapsed:.0f} s"  # load stretches budgets
+    assert elapsed < 60, f"grading a hanging submission took {elapsed:.0f} s"
     started_pids = recorded_pids(pids)
     if tier == "process":
         assert len(started_pids) >= 4, "the hanging code did not run"

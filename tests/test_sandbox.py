@@ -17,7 +17,6 @@ import pytest
 from grader.names import NAMESPACES, PROCESS, TIERS
 from grader.protocol import CRASHED, INVALID, MAX_OUTPUT_CHARS, RAISED, RESULT_FD, RETURNED, TIMEOUT
 from grader.sandbox import IsolationUnavailable, Sandbox, _other_pythons_byte_code, detect_isolation, stage_harness
-from grader.sandboxed.clock import CAP
 from grader.sweep import descendants
 
 from .conftest import living, recorded_pids
@@ -130,7 +129,7 @@ def test_a_hang_times_out_and_its_processes_are_gone(sandbox, module_dir, tmp_pa
     before, since, started = descendants(), time.time(), time.monotonic()
     result = call(sandbox, module_dir, source, "hang", timeout=2)
     assert result.status == TIMEOUT and "2 s" in result.detail
-    assert time.monotonic() - started < 2 * CAP + 8  # a loaded machine may stretch the budget up to CAP times
+    assert time.monotonic() - started < 10
     pids = recorded_pids(tmp_path)
     assert len(pids) == (4 if sandbox.isolation.tier == PROCESS else 0)
     assert_nothing_left(sandbox, before, pids, since)

@@ -50,10 +50,8 @@ from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any, cast
 
-from grader.sandboxed.clock import Budget
 from grader.sandboxed.scenarios.kit import (
     HUNG,
-    Rendezvous,
     call_with_deadline,
     error_fact,
     identity,
@@ -242,8 +240,8 @@ def start_jobs_mixed(module: ModuleType, must_finish: list[bool]) -> dict[str, A
     facts["processes"] = [_process_facts(p) for p in listed] if listed is not None else None
     facts["alive_at_return"] = snapshot.get("alive")
     # Let every child that was started record itself before the release (a call that raised started few, if any).
-    budget = Budget(WAIT if listed is not None else 2.0)
-    while not budget.spent() and not all(slots[3 * i + 2] for i in range(len(must_finish))):
+    deadline = time.monotonic() + (WAIT if listed is not None else 2.0)
+    while time.monotonic() < deadline and not all(slots[3 * i + 2] for i in range(len(must_finish))):
         if listed is not None and not any(_is_started_process(p) and p.is_alive() for p in listed):
             time.sleep(0.3)
             break
@@ -295,9 +293,6 @@ import time
 
 CONFIG = {config!r}
 sys.path.insert(0, CONFIG["module_dir"])
-sys.path.append(CONFIG["harness"])  # for the clock of the wait below, after the graded code's folder
-
-from grader.sandboxed.clock import Budget
 
 
 def mark(name, what):
@@ -326,8 +321,8 @@ if __name__ == "__main__":
         graded.start_jobs([(work, ("background", CONFIG["long"]), False), (work, ("essential", CONFIG["short"]), True)])
         names = ["background", "essential"]
     mark("main", "returned")
-    budget = Budget(CONFIG["start_wait"])
-    while not budget.spent():
+    deadline = time.monotonic() + CONFIG["start_wait"]
+    while time.monotonic() < deadline:
         if all(os.path.exists(os.path.join(CONFIG["folder"], name + ".started")) for name in names):
             break
         time.sleep(0.01)
@@ -355,7 +350,6 @@ def _run_program(module: ModuleType, kind: str, names: list[str]) -> dict[str, A
         "long": LONG_WORK,
         "short": SHORT_WORK,
         "start_wait": START_WAIT,
-        "harness": os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
     }
     program = os.path.join(folder, "parent.py")
     with open(program, "w") as stream:
@@ -456,7 +450,7 @@ def _works(count: int) -> list[float]:
 
 def supervise_here(module: ModuleType, count: int) -> dict[str, Any]:
     """supervise called in this process: its workers meet at a barrier, then the middle one works longest."""
-    barrier = Rendezvous(count, BARRIER_WAIT)
+    barrier = multiprocessing.Barrier(count, timeout=BARRIER_WAIT)
     slots = multiprocessing.Array("i", SLOT * count)
     tuples = [(barrier, None, slots, index, work) for index, work in enumerate(_works(count))]
 

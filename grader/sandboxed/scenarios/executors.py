@@ -60,7 +60,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, cast
 
-from grader.sandboxed.clock import Budget
 from grader.sandboxed.scenarios.kit import call_with_deadline, fake_cpu_count, plain, type_name, wait_until
 
 MEET_WAIT = 8.0  # seconds a task waits for the others; a correct solution meets within a second
@@ -91,11 +90,11 @@ _exits_slowly = False
 
 def _wait_for(folder: str, name: str, seconds: float = MEET_WAIT) -> bool:
     """Wait until folder/name exists; False when give-up appeared or seconds passed (then leave give-up)."""
-    budget = Budget(seconds)
+    deadline = time.monotonic() + seconds
     while not os.path.exists(os.path.join(folder, name)):
         if os.path.exists(os.path.join(folder, GIVE_UP_FILE)):
             return False
-        if budget.spent():
+        if time.monotonic() > deadline:
             Path(folder, GIVE_UP_FILE).touch()
             return False
         time.sleep(POLL)
@@ -106,11 +105,11 @@ def _meet(folder: str, group: Any, item: Any, parties: int) -> bool:
     """Leave this item's file for its group; wait until the group's parties are all there."""
     prefix = f"meet-{group}-"
     Path(folder, f"{prefix}{item}").touch()
-    budget = Budget(MEET_WAIT)
+    deadline = time.monotonic() + MEET_WAIT
     while sum(name.startswith(prefix) for name in os.listdir(folder)) < parties:
         if os.path.exists(os.path.join(folder, GIVE_UP_FILE)):
             return False
-        if budget.spent():
+        if time.monotonic() > deadline:
             Path(folder, GIVE_UP_FILE).touch()
             return False
         time.sleep(POLL)
@@ -286,8 +285,9 @@ def _clean_up(seen: Seen) -> None:
     for executor in seen.executors:
         with contextlib.suppress(Exception):
             executor.shutdown(wait=False, cancel_futures=True)
-    children = multiprocessing.active_children()
-    wait_until(lambda: not any(child.is_alive() for child in children), JOIN_WAIT)
+    deadline = time.monotonic() + JOIN_WAIT
+    for child in multiprocessing.active_children():
+        child.join(max(0.0, deadline - time.monotonic()))
 
 
 def _started(folder: str) -> list[Any]:
@@ -421,9 +421,9 @@ def fail_fast(module: ModuleType, later: int, max_workers: int) -> dict[str, Any
 
         def release_when_settled() -> None:
             # Code without a ProcessPoolExecutor has no future to fail: release its tasks all the same, later.
-            budget = Budget(FAILURE_WAIT)
+            give_up = time.monotonic() + FAILURE_WAIT
             while not seen.failed.wait(0.05):
-                if stop_watching.is_set() or (budget.spent() and not seen.executors):
+                if stop_watching.is_set() or (time.monotonic() > give_up and not seen.executors):
                     Path(folder, RELEASE_FILE).touch()
                     return
             # Settled: no task waits to start any more (cancelled, or already handed to a worker).

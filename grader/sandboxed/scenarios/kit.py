@@ -39,7 +39,6 @@ from types import TracebackType
 from typing import Any
 
 from grader.protocol import BUSY_CPU, GAVE_UP
-from grader.sandboxed.clock import Budget
 
 # How deep plain() follows containers: deep enough for any result an exercise
 # returns, shallow enough that a self-referencing list cannot recurse forever.
@@ -194,7 +193,7 @@ def receive(source: Any, seconds: float, alive: Callable[[], bool] | None = None
     With alive(), the wait ends early once alive() turns false and nothing
     more came within half a second: a child that died cannot report.
     """
-    budget = Budget(seconds)
+    deadline = time.monotonic() + seconds
     ended_at = None
     while True:
         try:
@@ -202,7 +201,7 @@ def receive(source: Any, seconds: float, alive: Callable[[], bool] | None = None
         except queue.Empty:
             pass
         now = time.monotonic()
-        if budget.spent():
+        if now >= deadline:
             return None
         if alive is not None and ended_at is None and not alive():
             ended_at = now
@@ -211,48 +210,12 @@ def receive(source: Any, seconds: float, alive: Callable[[], bool] | None = None
 
 
 def wait_until(condition: Callable[[], bool], seconds: float, step: float = 0.02) -> bool:
-    """Poll condition() until it holds or a Budget of seconds is spent; whether it held."""
-    budget = Budget(seconds)
+    """Poll condition() until it holds or seconds pass; whether it held."""
+    deadline = time.monotonic() + seconds
     while not condition():
-        left = budget.left()
-        if left == 0.0:
+        if time.monotonic() >= deadline:
             return False
-        time.sleep(min(step, left))
-    return True
-
-
-class Rendezvous:
-    """A one-time barrier for processes, whose wait gives up after a Budget of seconds from each arrival.
-
-    multiprocessing.Barrier(parties, timeout) counts wall-clock time: on a
-    loaded machine, siblings that all run at once can arrive further apart
-    than that, and a correct solution would read as one whose processes did
-    not run together. Like a Barrier, it reaches a child as an argument of
-    Process, and once one wait gives up, every wait raises BrokenBarrierError.
-    """
-
-    def __init__(self, parties: int, seconds: float) -> None:
-        self.parties = parties
-        self.seconds = seconds
-        self._arrived = multiprocessing.Value("i", 0)
-        self._broken = multiprocessing.Value("b", 0, lock=False)
-
-    def wait(self) -> None:
-        """Arrive, then wait for every party; threading.BrokenBarrierError if they do not all come in time."""
-        with self._arrived.get_lock():
-            self._arrived.value += 1
-        met = wait_until(lambda: self._broken.value or self._arrived.value >= self.parties, self.seconds, step=0.01)
-        if not met or self._broken.value:
-            self._broken.value = 1
-            raise threading.BrokenBarrierError
-
-
-def wait_for_event(event: Any, seconds: float) -> bool:
-    """event.wait(seconds), with seconds counted as a Budget; whether the event was set."""
-    budget = Budget(seconds)
-    while not event.wait(budget.left()):
-        if budget.spent():
-            return False
+        time.sleep(step)
     return True
 
 
@@ -316,7 +279,6 @@ def call_with_deadline(
     deadline: float = DEADLINE,
     after: Callable[[], Any] | None = None,
     hopeful: Callable[[], bool] | None = None,
-    wall_clock: bool = False,
     **kwargs: Any,
 ) -> Called:
     """Call function(*args, **kwargs) in a daemon thread and wait at most deadline seconds.
@@ -325,10 +287,6 @@ def call_with_deadline(
     record what the caller could see then. hopeful(), if given, ends this first
     wait early once it turns false (what could finish the call is gone); a
     wait_longer() of the result always waits its whole time.
-    The first wait is a Budget (load does not use it up), or with wall_clock
-    plain wall time: for a deadline of the graded function's own timeout plus
-    a margin, where the function's timeout runs on the wall clock and a longer
-    wait would let a timeout ten times too long pass on a loaded machine.
     NotImplementedError goes on up, so that the student reads "not written yet".
     """
     outcome: dict[str, Any] = {}
@@ -350,8 +308,8 @@ def call_with_deadline(
     cpu_at_start = _thread_cpu_seconds(helper)
 
     def wait(seconds: float, waited: float, patient: bool = False) -> Called:
-        budget = Budget(seconds, cap=1.0) if wall_clock and not patient else Budget(seconds)
-        while helper.is_alive() and not budget.spent():
+        give_up = time.monotonic() + seconds
+        while helper.is_alive() and time.monotonic() < give_up:
             helper.join(0.05)
             if not patient and hopeful is not None and helper.is_alive() and not hopeful():
                 helper.join(0.5)
@@ -429,9 +387,8 @@ def run_starting_processes(
     may take as long as the budget. What the function raised is raised.
     """
     begun = time.monotonic()
-    before_start = Budget(START_WITHIN)
     with start_entered() as started:
-        hopeful = lambda: started() or not before_start.spent()  # noqa: E731
+        hopeful = lambda: started() or time.monotonic() - begun < START_WITHIN  # noqa: E731
         call = call_with_deadline(function, *args, deadline=3600.0, after=after, hopeful=hopeful, **kwargs)
     if call.outcome == HUNG:
         call.deadline = round(time.monotonic() - begun, 1)  # how long it was given, for the message

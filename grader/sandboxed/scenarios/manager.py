@@ -54,10 +54,8 @@ import time
 from types import ModuleType
 from typing import Any
 
-from grader.sandboxed.clock import Budget
 from grader.sandboxed.scenarios.kit import (
     ManagerRecorder,
-    Rendezvous,
     call_with_deadline,
     error_fact,
     hold_after_start,
@@ -324,12 +322,12 @@ class ContestedDict:
         self._local_state()
 
     def _wait(self, ready: Any) -> None:
-        budget = Budget(RENDEZVOUS_WAIT)
+        deadline = time.monotonic() + RENDEZVOUS_WAIT
         while not self._opened.value:
             with self._books:
                 if ready():
                     return
-                if budget.spent():
+                if time.monotonic() > deadline:
                     self._opened.value = 1
                     return
             time.sleep(0.001)
@@ -451,7 +449,7 @@ def append_in_children(module: ModuleType, values: dict[str, list[Any]], start: 
     with multiprocessing.Manager() as manager:
         proxy = manager.dict({key: list(items) for key, items in start.items()})
         shared = ContestedDict(proxy, len(values))
-        barrier = Rendezvous(len(values), START_WAIT)
+        barrier = multiprocessing.Barrier(len(values), timeout=START_WAIT)
         workers = [
             multiprocessing.Process(
                 target=append_values, args=(module.__name__, reports, shared, key, items, turn, barrier)

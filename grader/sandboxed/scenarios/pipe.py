@@ -54,7 +54,6 @@ from multiprocessing.connection import Connection
 from types import ModuleType
 from typing import Any
 
-from grader.sandboxed.clock import Budget
 from grader.sandboxed.scenarios.kit import (
     AFTER_RELEASE,
     GRACE,
@@ -65,7 +64,6 @@ from grader.sandboxed.scenarios.kit import (
     drain,
     error_fact,
     plain,
-    reap,
 )
 from grader.sandboxed.scenarios.queues import StartRecorder, same
 
@@ -186,11 +184,9 @@ def write_few(conn: Connection) -> None:
 
 def _receive(conn: Connection, wait: float = WAIT) -> dict[str, Any]:
     """One message, waiting at most wait seconds: {"message": ...}, {"silent": True} or {"eof": True}."""
-    budget = Budget(wait)
     try:
-        while not conn.poll(budget.left()):
-            if budget.spent():
-                return {"silent": True}
+        if not conn.poll(wait):
+            return {"silent": True}
         return {"message": conn.recv()}
     except (EOFError, OSError):
         return {"eof": True}
@@ -222,7 +218,7 @@ def _send(conn: Connection, message: Any) -> bool:
 
 
 def _stop(process: multiprocessing.process.BaseProcess) -> dict[str, Any]:
-    reap(process, STOP_WAIT)
+    process.join(STOP_WAIT)
     return {"ended": not process.is_alive(), "exitcode": process.exitcode}
 
 
@@ -423,7 +419,7 @@ def ask_in_time(module: ModuleType) -> dict[str, Any]:
         if call.outcome == HUNG:
             break
     conn.close()
-    reap(responder, STOP_WAIT)
+    responder.join(STOP_WAIT)
     return {"caller_pid": os.getpid(), "asks": results}
 
 
@@ -444,7 +440,7 @@ def ask_without_an_answer(module: ModuleType) -> dict[str, Any]:
         ended_before_the_answer=call.ended_at is not None and (not answered_at or call.ended_at < answered_at),
     )
     conn.close()
-    reap(responder, STOP_WAIT)
+    responder.join(STOP_WAIT)
     return {"nobody": nobody, "late": late}
 
 

@@ -47,7 +47,6 @@ from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
-from grader.sandboxed.clock import Budget
 from grader.sandboxed.scenarios.kit import (
     HUNG,
     RETURNED,
@@ -56,7 +55,6 @@ from grader.sandboxed.scenarios.kit import (
     error_fact,
     plain,
     type_name,
-    wait_for_event,
 )
 
 # How long a worker waits for a gate or for another item: a correct solution
@@ -114,7 +112,7 @@ def gated_task(item: int) -> dict[str, Any]:
     """Pool task: begin, wait until the scenario opens this item's gate, finish."""
     _in_a_worker()
     _started[item].set()
-    gate_open = wait_for_event(_gates[item], GATE_WAIT)
+    gate_open = _gates[item].wait(GATE_WAIT)
     _done[item].set()
     return {"item": item, "pid": os.getpid(), "gate_open": gate_open}
 
@@ -123,7 +121,7 @@ def _after_next(item: int) -> bool:
     """Wait until item + 1 has finished (the last item does not wait); True if it did."""
     _in_a_worker()
     _started[item].set()
-    later_done = wait_for_event(_done[item + 1], GATE_WAIT) if item + 1 < len(_done) else True
+    later_done = _done[item + 1].wait(GATE_WAIT) if item + 1 < len(_done) else True
     _done[item].set()
     return later_done
 
@@ -146,7 +144,7 @@ def wait_for_partner(item: int) -> dict[str, Any]:
     """
     _in_a_worker()
     _started[item].set()
-    partner_started = wait_for_event(_started[CHUNK], GATE_WAIT) if item == 0 else None
+    partner_started = _started[CHUNK].wait(GATE_WAIT) if item == 0 else None
     return {"item": item, "pid": os.getpid(), "partner_started": partner_started}
 
 
@@ -185,9 +183,9 @@ def _pool_with_events(workers: int, items: int) -> tuple[multiprocessing.pool.Po
 
 
 def _wait_for(ready: Any, seconds: float) -> bool:
-    budget = Budget(seconds)
+    deadline = time.monotonic() + seconds
     while ready.empty():
-        if budget.spent():
+        if time.monotonic() >= deadline:
             return False
         time.sleep(0.01)
     ready.get()
@@ -339,7 +337,7 @@ def _wait_for_callback(log: dict[str, Any], returned: Any) -> None:
         returned.wait(WAIT)
         log["called"].wait(1.0)  # called by the pool already; by a thread of the graded code, perhaps a moment later
     else:
-        wait_for_event(log["called"], GATE_WAIT)
+        log["called"].wait(GATE_WAIT)
 
 
 def submit_returns_at_once(module: ModuleType) -> dict[str, Any]:
@@ -402,9 +400,7 @@ def gather_in_order(module: ModuleType) -> dict[str, Any]:
 def gather_times_out(module: ModuleType, timeout: float) -> dict[str, Any]:
     """gather over items whose gates stay closed until gather has given up (or has waited timeout + HOLD_WAIT)."""
     pool, gates, _, done = _pool_with_events(2, 2)
-    call = call_with_deadline(
-        module.gather, pool, gated_task, [0, 1], timeout, deadline=timeout + HOLD_WAIT, wall_clock=True
-    )
+    call = call_with_deadline(module.gather, pool, gated_task, [0, 1], timeout, deadline=timeout + HOLD_WAIT)
     facts: dict[str, Any] = {"outcome": call.outcome, "hold": timeout + HOLD_WAIT, "gate_wait": GATE_WAIT}
     finished = [index for index, event in enumerate(done) if event.is_set()]
     for gate in gates:

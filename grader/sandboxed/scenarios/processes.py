@@ -37,7 +37,6 @@ from grader.sandboxed.scenarios.kit import (
     QUICK_WITHIN,
     START_WITHIN,
     Called,
-    Rendezvous,
     StuckCall,
     busy_between,
     call_quick,
@@ -185,7 +184,7 @@ def meet_at_barrier(barrier: Any, met: Any, pids: Any, spans: Any, index: int) -
 
 
 def run_all_together(module: ModuleType, count: int) -> dict[str, Any]:
-    barrier = Rendezvous(count, BARRIER_WAIT)
+    barrier = multiprocessing.Barrier(count, timeout=BARRIER_WAIT)
     met = multiprocessing.Array("i", count)
     pids = multiprocessing.Array("i", count)
     spans = new_spans(count)

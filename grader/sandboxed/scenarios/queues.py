@@ -78,7 +78,6 @@ from grader.sandboxed.scenarios.kit import (
     fake_cpu_count,
     is_running,
     plain,
-    reap,
     receive,
     wait_until,
 )
@@ -245,7 +244,7 @@ def consume_until_sentinel(module: ModuleType) -> dict[str, Any]:
         if entry is None:
             break
         found.append(entry)
-    reap(consumer, STOP_WAIT)
+    consumer.join(STOP_WAIT)
     found += drain(results)
     try:
         left = plain(tasks.get(timeout=1.0))
@@ -289,7 +288,7 @@ def consume_late_items(module: ModuleType) -> dict[str, Any]:
         if entry is None:
             break
         found.append(entry)
-    reap(consumer, STOP_WAIT)
+    consumer.join(STOP_WAIT)
     found += drain(results)
     return {
         "caller_pid": os.getpid(),
@@ -799,7 +798,8 @@ def _stop_reference_workers(tasks: Any, started: list[Any], stopping: Any) -> No
     stopping.value = 1
     for _ in started:
         tasks.put(None)
-    wait_until(lambda: not any(worker.is_alive() for worker in started), STOP_WAIT)
+    for worker in started:
+        worker.join(STOP_WAIT)
 
 
 def handle_all_waits(module: ModuleType, workers: int) -> dict[str, Any]:

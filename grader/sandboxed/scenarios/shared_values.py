@@ -50,11 +50,9 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, cast
 
-from grader.sandboxed.clock import Budget
 from grader.sandboxed.scenarios.kit import (
     HUNG,
     Called,
-    Rendezvous,
     call_with_deadline,
     drain,
     error_fact,
@@ -128,9 +126,9 @@ class Gate:
         self._note(self._arrived, self._arrivals, pid)
         if _in_caller():
             return True
-        budget = Budget(seconds)
+        deadline = time.monotonic() + seconds
         while not self._open.value and pid not in self._read(self._released, self._releases):
-            if budget.spent():
+            if time.monotonic() > deadline:
                 return False
             time.sleep(0.005)
         return True
@@ -257,8 +255,8 @@ def _step(call: Called, seconds: float) -> Called:
 
 def _wait(call: Called, condition: Callable[[Called], bool], seconds: float) -> Called:
     """Wait until condition(call) holds or seconds pass, following the call meanwhile; the call as it is then."""
-    budget = Budget(seconds)
-    while not condition(call) and not budget.spent():
+    deadline = time.monotonic() + seconds
+    while not condition(call) and time.monotonic() < deadline:
         if call.outcome == HUNG:
             call = call.wait_longer(0.02)
         else:
@@ -488,10 +486,10 @@ class ContestedCounter:
         self._count.value = number
 
     def _wait_for_every_read(self) -> None:
-        budget = Budget(RENDEZVOUS_WAIT)
+        deadline = time.monotonic() + RENDEZVOUS_WAIT
         while not self._opened.value:
             with self._books:
-                if self._first_reads.value >= self._parties or budget.spent():
+                if self._first_reads.value >= self._parties or time.monotonic() > deadline:
                     self._opened.value = 1
                     break
             time.sleep(0.001)
@@ -569,7 +567,7 @@ def race_add_many(module: ModuleType, parties: int, times: int) -> dict[str, Any
     """add_many(counter, times) in parties processes at once, on a ContestedCounter."""
     module.add_many(ContestedCounter(1), 0)  # a TODO still there shows here, with its own name
     counter = ContestedCounter(parties)
-    start = Rendezvous(parties, START_WAIT)
+    start = multiprocessing.Barrier(parties, timeout=START_WAIT)
     reports: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
     workers = [
         multiprocessing.Process(target=add_in_child, args=(module.__name__, counter, times, start, reports))

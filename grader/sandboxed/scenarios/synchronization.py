@@ -48,7 +48,6 @@ import time
 from types import ModuleType
 from typing import Any
 
-from grader.sandboxed.clock import Budget
 from grader.sandboxed.scenarios.kit import (
     HUNG,
     call_with_deadline,
@@ -122,8 +121,8 @@ def _start_all(processes: list[Any]) -> dict[str, Any] | None:
 
 def _collect(results: Any, into: list[dict[str, Any]], until: Any, seconds: float) -> None:
     """Take reports from results into `into` until until() holds or seconds have passed."""
-    budget = Budget(seconds)
-    while not until() and not budget.spent():
+    deadline = time.monotonic() + seconds
+    while not until() and time.monotonic() < deadline:
         try:
             into.append(results.get(timeout=POLL * 4))
         except queue.Empty:
@@ -132,8 +131,10 @@ def _collect(results: Any, into: list[dict[str, Any]], until: Any, seconds: floa
 
 def _finish(processes: list[Any]) -> list[Any]:
     """Join the scenario's workers (briefly), stop what is left, and return their exit codes."""
-    started = [process for process in processes if process.pid is not None]
-    wait_until(lambda: not any(process.is_alive() for process in started), 2.0)
+    deadline = time.monotonic() + 2.0
+    for process in processes:
+        if process.pid is not None:
+            process.join(max(0.0, deadline - time.monotonic()))
     for process in processes:
         if process.pid is not None and process.is_alive():
             kill_and_reap(process, 1.0)
@@ -763,7 +764,7 @@ def event_holds_until_set(module: ModuleType, waiters: int) -> dict[str, Any]:
 def event_wait_times_out(module: ModuleType) -> dict[str, Any]:
     """wait_for_go on an event that is never set: with a short timeout, then with 0."""
     go = multiprocessing.Event()
-    call = call_with_deadline(module.wait_for_go, go, GO_TIMEOUT, deadline=GO_TIMEOUT + PAST_TIMEOUT, wall_clock=True)
+    call = call_with_deadline(module.wait_for_go, go, GO_TIMEOUT, deadline=GO_TIMEOUT + PAST_TIMEOUT)
     facts: dict[str, Any] = {"timeout": GO_TIMEOUT, "past": PAST_TIMEOUT, "call": _call_facts(call)}
     if call.outcome == HUNG:
         go.set()  # let it end
@@ -794,13 +795,14 @@ def _in_caller() -> bool:
 
 def _watchdog(arrived: Any, passed: Any, stopped: Any, index: int) -> None:
     """Thread in a run_in_step worker: stop the process if it never gets past the barrier."""
-    alone = Budget(STUCK_ALONE)
-    after_all_arrived: Budget | None = None
-    while not alone.spent() and not (after_all_arrived is not None and after_all_arrived.spent()):
+    deadline = time.monotonic() + STUCK_ALONE
+    all_arrived = False
+    while time.monotonic() < deadline:
         if passed[index]:
             return
-        if after_all_arrived is None and all(arrived):
-            after_all_arrived = Budget(STUCK_AFTER)
+        if not all_arrived and all(arrived):
+            all_arrived = True
+            deadline = min(deadline, time.monotonic() + STUCK_AFTER)
         time.sleep(POLL * 4)
     stopped[index] = 1
     os._exit(STUCK_EXIT)
@@ -1043,9 +1045,8 @@ def condition_gives_up_in_time(module: ModuleType) -> dict[str, Any]:
     _collect(results, reports, lambda: calling.value == 1 or bool(reports), WAIT)
     _collect(results, reports, lambda: _sleepers(condition) == 1 or bool(reports), CHECK_WAIT)
     wakeups = 0
-    # Wall time: what is measured is whether the waiter's own timeout (wall time) ran out while it was woken.
-    budget = Budget(WAKE_FOR, cap=1.0)
-    while not reports and not budget.spent():
+    deadline = time.monotonic() + WAKE_FOR
+    while not reports and time.monotonic() < deadline:
         _collect(results, reports, lambda: bool(reports), WAKE_EVERY)
         if not reports and condition.acquire(True, 1.0):
             try:

@@ -48,7 +48,6 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, SupportsIndex
 
-from grader.sandboxed.clock import Budget
 from grader.sandboxed.scenarios.kit import (
     HUNG,
     call_with_deadline,
@@ -116,8 +115,8 @@ class TermOnSet(multiprocessing.synchronize.Event):
 
 def _work_until_deadline() -> None:
     """Pretend to work, in small steps, until the scenario's patience runs out."""
-    budget = Budget(WAIT)
-    while not budget.spent():
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
         time.sleep(STEP)
 
 
@@ -154,8 +153,8 @@ def cleaning_worker(ready: Any, got_sigterm: Any, cleaned_up: Any, ending: Any) 
 
     signal.signal(signal.SIGTERM, on_sigterm)
     ready.set()
-    budget = Budget(WAIT)
-    while not stopping and not budget.spent():
+    deadline = time.monotonic() + WAIT
+    while not stopping and time.monotonic() < deadline:
         time.sleep(STEP)
     time.sleep(WILLING_AFTER)
     cleaned_up.value = 1
@@ -178,8 +177,8 @@ def stubborn_worker(ready: Any, got_sigterm: Any) -> None:
 
 def _wait_ready(process: multiprocessing.process.BaseProcess, ready: Any) -> bool:
     """Wait until the worker is ready, or has ended without getting ready, or WAIT has passed."""
-    budget = Budget(WAIT)
-    while not budget.spent():
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
         if ready.wait(STEP):
             return True
         if not process.is_alive():
@@ -232,21 +231,11 @@ def _kill_gap(process: Worker, call: Any) -> float | None:
     return killed - asked
 
 
-def _call_and_look(
-    module: ModuleType,
-    function: str,
-    process: Worker,
-    *args: Any,
-    deadline: float,
-    wall_clock: bool = False,
-    **kwargs: Any,
-):
+def _call_and_look(module: ModuleType, function: str, process: Worker, *args: Any, deadline: float, **kwargs: Any):
     """Call module.function(process, ...); if it hangs, kill the worker so that it can return; then look around."""
     pid = process.pid
     assert pid is not None  # process comes from _start, which started it
-    call = call_with_deadline(
-        getattr(module, function), process, *args, deadline=deadline, wall_clock=wall_clock, **kwargs
-    )
+    call = call_with_deadline(getattr(module, function), process, *args, deadline=deadline, **kwargs)
     hung = call.outcome == HUNG
     if hung:  # a join() that waits for the worker: ending it lets the join return
         with contextlib.suppress(OSError):
@@ -372,8 +361,7 @@ def graceful_worker_run(module: ModuleType, race: bool) -> dict[str, Any]:
 
 
 def _shutdown(module: ModuleType, process: Worker, timeout: float) -> dict[str, Any]:
-    # Wall time: the deadline is shutdown's own timeout plus a margin (see kit.call_with_deadline).
-    facts = _call_and_look(module, "shutdown", process, timeout, deadline=timeout + HANG_MARGIN, wall_clock=True)
+    facts = _call_and_look(module, "shutdown", process, timeout, deadline=timeout + HANG_MARGIN)
     facts["timeout"] = timeout
     return facts
 

@@ -53,7 +53,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from grader.sandboxed.clock import Budget
 from grader.sandboxed.scenarios.kit import call_with_deadline, fake_cpu_count, plain, type_name
 
 MEET_WAIT = 8.0  # seconds a CPU-bound task waits for the others to start; they start within a second or two
@@ -102,19 +101,19 @@ def _count(folder: str) -> tuple[int, int]:
 def wave(job: dict[str, Any]) -> dict[str, Any]:
     """A task that waits with the others, to show how many a pool lets in at once (see the module's docstring)."""
     folder, me, count, limit = job["folder"], job["item"], job["count"], job["max_workers"]
-    begun = _begin(folder)
+    give_up = _begin(folder) + GIVE_UP
     inside = os.path.join(folder, f"in-{me}")
     Path(inside).touch()
     start = time.monotonic()
-    budget = Budget(max(0.0, begun + GIVE_UP - start))  # GIVE_UP after the first task began; load does not use it
-    peak, full_for = 0, None
+    peak, full_since = 0, None
     while True:
+        now = time.monotonic()
         waiting, done = _count(folder)
         peak = max(peak, waiting)
-        if waiting > limit or waiting + done >= count or budget.spent():
+        if waiting > limit or waiting + done >= count or now >= give_up:
             break
-        full_for = (full_for or Budget(HOLD)) if waiting == limit else None
-        if full_for is not None and full_for.spent():
+        full_since = (full_since or now) if waiting == limit else None
+        if full_since is not None and now - full_since >= HOLD:
             break
         time.sleep(POLL)
     os.rename(inside, os.path.join(folder, f"done-{me}"))
@@ -125,14 +124,13 @@ def wave(job: dict[str, Any]) -> dict[str, Any]:
 def chain(job: dict[str, Any]) -> dict[str, Any]:
     """A task that ends only after the next item's task has ended: the items finish last one first."""
     folder, me, count = job["folder"], job["item"], job["count"]
+    give_up = _begin(folder) + GIVE_UP
     start = time.monotonic()
-    # GIVE_UP after the first task began, counted from here on as a budget: load does not use it up.
-    budget = Budget(max(0.0, _begin(folder) + GIVE_UP - start))
     following = os.path.join(folder, f"done-{me + 1}")
     in_turn = True
     if me + 1 < count:
         while not os.path.exists(following):
-            if budget.spent():
+            if time.monotonic() >= give_up:
                 in_turn = False
                 break
             time.sleep(POLL)
@@ -152,9 +150,9 @@ def record(item: tuple[Any, str]) -> Any:
 
 def _meet(folder: str, name: str, parties: int) -> bool:
     Path(folder, name).touch()
-    budget = Budget(MEET_WAIT)
+    deadline = time.monotonic() + MEET_WAIT
     while len(os.listdir(folder)) < parties:
-        if budget.spent():
+        if time.monotonic() > deadline:
             return False
         time.sleep(0.005)
     return True

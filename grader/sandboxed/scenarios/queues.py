@@ -175,10 +175,18 @@ def _hold_at_exit(folder: str, linger: bool) -> None:
         wait_until(lambda: _released(folder), WAIT)
 
 
-def run_graded(module_name: str, function: str, args: tuple, errors: Any) -> None:
-    """Child target: call a function of the graded module; report what it raised on errors."""
+def run_graded(module_name: str, function: str, args: tuple, errors: Any, began: Any = None) -> None:
+    """Child target: call a function of the graded module; report what it raised on errors.
+
+    began, a shared counter, if given, counts this process once the graded
+    module is imported, just before the call.
+    """
     try:
-        getattr(importlib.import_module(module_name), function)(*args)
+        graded = getattr(importlib.import_module(module_name), function)
+        if began is not None:
+            with began.get_lock():
+                began.value += 1
+        graded(*args)
     except BaseException as exc:  # the error is the fact to report
         errors.put({**error_fact(exc), "function": function})
         raise
@@ -720,8 +728,9 @@ def work_accounting(module: ModuleType, workers: int) -> dict[str, Any]:
     errors: multiprocessing.queues.Queue[Any] = multiprocessing.Queue()
     tasks = CountingQueue(log, multiprocessing.get_context())
     handle = functools.partial(log_handled, log)
+    began = multiprocessing.Value("i", 0)
     started = [
-        multiprocessing.Process(target=run_graded, args=(module.__name__, "work", (tasks, handle), errors))
+        multiprocessing.Process(target=run_graded, args=(module.__name__, "work", (tasks, handle), errors, began))
         for _ in range(workers)
     ]
     for worker in started:
@@ -730,6 +739,9 @@ def work_accounting(module: ModuleType, workers: int) -> dict[str, Any]:
         tasks.put(item)
     for _ in started:
         tasks.put(None)
+    # STOP_WAIT counts from the moment every worker is in work(): starting a process under spawn on a loaded
+    # machine took longer than STOP_WAIT once, and a correct work() read as one that never returns.
+    wait_until(lambda: began.value >= workers or not all(worker.is_alive() for worker in started), WAIT)
     ended = wait_until(lambda: not any(worker.is_alive() for worker in started), STOP_WAIT)
     events = drain(log, first_wait=1.0)
     try:

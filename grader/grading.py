@@ -28,6 +28,7 @@ from pathlib import Path
 
 from grader import __version__
 from grader.collect import ExpectedTest, collect, read_expected
+from grader.isolation import Isolation, IsolationUnavailable, detect_isolation
 from grader.manifest import Exercise, ManifestError, Task, load_manifest
 from grader.names import (
     DEFAULT_CALL_TIMEOUT,
@@ -43,7 +44,6 @@ from grader.names import (
 from grader.plugin_api import read_durations
 from grader.protocol import Limits
 from grader.run import DEADLINE, RunSettings, StopRequest, run_hidden_tests
-from grader.sandbox import Isolation, IsolationUnavailable, detect_isolation
 from grader.score import score_exercise, total
 from grader.scorecard import ExerciseScore, Scorecard
 from grader.target import StagedTarget, Target, TargetError, choose_target, stage

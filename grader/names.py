@@ -13,7 +13,7 @@ START_METHODS = ("fork", "spawn", "forkserver")
 PASSED, FAILED, ERROR, TIMEOUT, SKIPPED = "passed", "failed", "error", "timeout", "skipped"
 OUTCOMES = (PASSED, FAILED, ERROR, TIMEOUT, SKIPPED)
 
-# Isolation tiers, strongest first (grader/sandbox.py says what each gives).
+# Isolation tiers, strongest first (grader/isolation.py says what each gives).
 NAMESPACES, USER, PROCESS = "namespaces", "user", "process"
 TIERS = (NAMESPACES, USER, PROCESS)
 

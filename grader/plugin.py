@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
+from grader.isolation import Isolation, detect_isolation, reserve_uid
 from grader.manifest import Exercise, load_manifest
 from grader.names import (
     DEFAULT_CALL_TIMEOUT,
@@ -54,7 +55,7 @@ from grader.names import (
 )
 from grader.plugin_api import MAX_SHOWN_OUTPUT, MAX_TIMELINE_ROWS, group_of, read_durations, run_order
 from grader.protocol import CRASHED, GAVE_UP, INVALID, RAISED, RETURNED, TIMEOUT, CallResult, ErrorInfo, Limits, cut
-from grader.sandbox import Isolation, Sandbox, detect_isolation, reserve_uid, stage_harness
+from grader.sandbox import Sandbox, stage_harness
 from grader.target import NOT_STAGED  # what the stand-in for a file that staging refused raises
 
 if TYPE_CHECKING:

@@ -65,7 +65,7 @@ class RunSettings:
     workers: int  # pytest-xdist workers; 0 runs in the pytest process itself
     call_timeout: float
     deadline: float  # seconds the whole pytest run may take
-    isolation: str  # the sandbox tier every call uses (grader.sandbox.TIERS)
+    isolation: str  # the sandbox tier every call uses (grader.names.TIERS, applied by grader.isolation)
     every_method: bool = False  # run a test under every start method even after it failed under one
     durations: Path | None = None  # seconds per test from earlier runs (grader.plugin's run_order)
 

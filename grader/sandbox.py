@@ -33,23 +33,10 @@ the hidden test from this plain data, in the worker, never in the sandbox.
 Why a zygote: a fresh interpreter per call costs 70 to 130 ms of CPU (start,
 imports, bwrap); a fork of a process that has imported everything costs a few.
 
-Isolation tiers (``detect_isolation`` picks the strongest this machine allows):
-- ``namespaces``: the zygote runs under ``bwrap`` (bubblewrap), started as
-  root, with new PID, network, IPC, UTS and mount namespaces; it sees only
-  /usr, the interpreter's own prefix, the graded exercise and the harness
-  (read-only), and a sized /tmp and /dev/shm. It stays root inside with
-  only the capabilities it needs (ZYGOTE_CAPABILITIES); each call's child
-  drops to a non-root uid reserved for this pytest worker, with no groups,
-  no capabilities and no new privileges, and closes every inherited
-  descriptor but its own, before any graded code runs. Killing bwrap tears
-  the whole PID namespace down.
-- ``user``: where namespaces are refused but the grader is root: the zygote
-  is an ordinary root process; each call's child drops to the worker's
-  reserved uid as above (so the process-count limit holds and every process
-  of that uid can be swept), reading world-readable copies of the harness
-  and the graded code; the grader's work folder is closed to it.
-- ``process``: the zygote and its children run as the grader's own user. It
-  stops accidents (hangs, floods, leftovers), not a determined cheater.
+The isolation tier (grader.isolation) decides where the zygote reads the
+harness, how it is started, which zygote serves a graded folder, where a call
+finds the graded code, and which uid it runs as; nothing here depends on which
+tier it is.
 """
 
 from __future__ import annotations
@@ -57,7 +44,6 @@ from __future__ import annotations
 import compileall
 import contextlib
 import dataclasses
-import fcntl
 import json
 import os
 import re
@@ -76,7 +62,14 @@ from typing import Any
 
 import psutil
 
-from grader.names import NAMESPACES, PROCESS, USER
+# The "import X as X" lines are re-exports: benchmarks and tests import those names from here.
+from grader.isolation import CALL_DIR_PARENT, Isolation, Tier, tier_for
+from grader.isolation import IsolationUnavailable as IsolationUnavailable
+from grader.isolation import _clean_env as _clean_env
+from grader.isolation import bwrap_command as bwrap_command
+from grader.isolation import detect_isolation as detect_isolation
+from grader.isolation import reserve_uid as reserve_uid
+from grader.names import PROCESS
 from grader.protocol import (
     CONTROL_MESSAGE_BYTES,
     CRASHED,
@@ -100,199 +93,10 @@ from grader.sweep import become_subreaper, descendants, sweep_descendants, sweep
 BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv[2]); from grader.sandboxed.zygote import serve; serve()"
 # What the sandbox copies of this package: stdlib-only modules.
 HARNESS_FILES = ("__init__.py", "protocol.py", "sandboxed")
-CALL_DIR_PARENT = "/tmp" if os.access("/tmp", os.W_OK) else None
-
-# Sandbox uids: one per pytest worker, reserved machine-wide (reserve_uid).
-SANDBOX_UID_BASE = 61000
-SANDBOX_UID_COUNT = 1000
-UID_LOCKS = "/run/kata-grader-uids" if os.access("/run", os.W_OK) else "/tmp/kata-grader-uids"
-INSIDE_CODE, INSIDE_HARNESS = "/kata/code", "/kata/harness"
-TMPFS_BYTES = 256 << 20
-SCRATCH = ("/dev/shm", "/tmp")  # the namespaces tier's own tmpfs mounts, emptied after every call
-# What the zygote keeps inside bwrap: switching a call's child to the sandbox uid,
-# killing what the call started, emptying the scratch folders it wrote, and reading
-# the memory of the call's processes (/proc/PID/smaps_rollup of another uid needs
-# CAP_SYS_PTRACE: without it the watchdog counts each process's resident size, and
-# pages a fork shares would count once per process). A call's child has none of them.
-ZYGOTE_CAPABILITIES = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_SYS_PTRACE")
 ZYGOTE_START_TIMEOUT = 30.0  # seconds for a zygote's imports, on a loaded machine
 STOP_WAIT = 10.0  # seconds a zygote gets to kill a call's processes before it is replaced
 ZYGOTE_RETRIES = 1  # a call whose zygote failed runs once more, in a fresh zygote
 SANDBOX_PROCESSES = 256  # RLIMIT_NPROC for a dedicated uid (enforced: it is not root)
-PROBE_TIMEOUT = 30.0
-
-
-class IsolationUnavailable(RuntimeError):
-    """The isolation tier that was asked for cannot work on this machine."""
-
-
-@dataclass(frozen=True)
-class Isolation:
-    tier: str  # NAMESPACES, USER or PROCESS
-    uid: int | None = None  # the sandbox's own uid (namespaces, user)
-    note: str = ""  # why a weaker tier was chosen, or what it leaves open, for the scorecard and the terminal
-    python: str | None = None  # the interpreter the sandbox uid can run (user), when not the grader's own
-
-
-_reserved: dict[int, int] = {}  # uid -> the open lock file that holds it, for this process's lifetime
-
-
-def reserve_uid() -> int:
-    """A sandbox uid that no other process on this machine holds, kept until this process ends.
-
-    Every pytest worker of every concurrent grading run needs its own uid, or
-    one call's sweep of "every process of the uid" would kill another's
-    sandbox. An flock on a root-only file per uid is the reservation; the
-    kernel drops it when the holder dies, however it dies.
-    """
-    if _reserved:
-        return next(iter(_reserved))
-    # One folder for the whole machine: not TMPDIR, which differs between grading runs.
-    locks = Path(UID_LOCKS)
-    locks.mkdir(mode=0o700, exist_ok=True)
-    for uid in range(SANDBOX_UID_BASE, SANDBOX_UID_BASE + SANDBOX_UID_COUNT):
-        fd = os.open(locks / str(uid), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            continue
-        _reserved[uid] = fd
-        return uid
-    raise IsolationUnavailable(f"all {SANDBOX_UID_COUNT} sandbox uids from {SANDBOX_UID_BASE} are in use")
-
-
-def _interpreter(python: str) -> tuple[str, Path]:
-    """The real interpreter behind python (venvs are symlinks) and the prefix it needs."""
-    real = os.path.realpath(python)
-    if real == os.path.realpath(sys.executable):
-        return real, Path(sys.base_prefix)
-    return real, Path(real).parent.parent
-
-
-def bwrap_command(python: str, harness: Path, code: Path, env: dict[str, str]) -> list[str]:
-    """The bwrap command that runs python as root, with only the capabilities a zygote needs, in fresh namespaces.
-
-    Root inside, without a user namespace, so that the zygote can switch each
-    call's child to the sandbox uid; every other capability is dropped.
-    """
-    real, prefix = _interpreter(python)
-    command = [
-        "bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
-        "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-        *(item for cap in ZYGOTE_CAPABILITIES for item in ("--cap-add", cap)),
-        "--ro-bind", "/usr", "/usr",
-    ]  # fmt: skip
-    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-        top = Path("/", name)
-        if top.is_symlink():
-            command += ["--symlink", os.readlink(top), str(top)]
-        elif top.is_dir():
-            command += ["--ro-bind", str(top), str(top)]
-    command += ["--dev", "/dev", "--proc", "/proc"]
-    for mount in SCRATCH:
-        command += ["--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", mount]
-    if not prefix.is_relative_to("/usr"):
-        # bwrap makes missing parents 0700; the sandbox uid must be able to walk to the prefix.
-        for parent in reversed(prefix.parents[:-1]):
-            command += ["--perms", "0755", "--dir", str(parent)]
-        command += ["--ro-bind", str(prefix), str(prefix)]
-    command += ["--perms", "0755", "--dir", str(Path(INSIDE_CODE).parent)]
-    command += ["--ro-bind", str(harness), INSIDE_HARNESS, "--ro-bind", str(code), INSIDE_CODE]
-    command += ["--chdir", "/tmp", "--clearenv"]
-    for key, value in env.items():
-        command += ["--setenv", key, value]
-    return [*command, real]
-
-
-def _namespaces_problem(uid: int) -> str | None:
-    """Why the namespaces tier cannot run here, or None when a probe sandbox worked."""
-    if shutil.which("bwrap") is None:
-        return "bwrap is not installed (Debian package bubblewrap)"
-    with tempfile.TemporaryDirectory(prefix="kata-probe-", dir=CALL_DIR_PARENT) as folder:
-        os.chmod(folder, 0o755)
-        # What a zygote does for every call: switch to the sandbox uid, then start Python's multiprocessing.
-        probe = (
-            f"import os; os.setgroups([]); os.setresgid({uid}, {uid}, {uid}); os.setresuid({uid}, {uid}, {uid}); "
-            "import multiprocessing; os.getuid() != 0 or exit(3)"
-        )
-        command = bwrap_command(sys.executable, Path(folder), Path(folder), _clean_env(Path("/tmp")))
-        try:
-            done = subprocess.run(
-                [*command, "-I", "-S", "-c", probe],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=PROBE_TIMEOUT,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"bwrap could not start a sandbox: {exc}"
-    if done.returncode != 0:
-        said = done.stderr.decode(errors="replace").strip().splitlines()
-        return f"bwrap could not start a sandbox ({said[-1] if said else f'exit status {done.returncode}'})"
-    return None
-
-
-def _run_as(uid: int, argv: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        argv,
-        user=uid,
-        group=uid,
-        extra_groups=[],
-        cwd="/",
-        env=_clean_env(Path("/tmp")),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=PROBE_TIMEOUT,
-    )
-
-
-def _user_tier(uid: int, private: list[Path]) -> tuple[str | None, str, str]:
-    """(why the user tier cannot run or None, the interpreter it can run, what it can still read)."""
-    probe = "import json, multiprocessing, sys; sys.exit(0 if sys.version_info >= (3, 10) else 3)"
-    for python in dict.fromkeys((os.path.realpath(sys.executable), "/usr/bin/python3")):
-        try:
-            if _run_as(uid, [python, "-I", "-S", "-c", probe]).returncode == 0:
-                break
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-    else:
-        return "no Python 3.10+ that a non-root user may run (the grader's is in a private folder)", "", ""
-    look = "import os, sys; print('\\n'.join(p for p in sys.argv[1:] if os.access(p, os.R_OK)))"
-    seen = _run_as(uid, [python, "-I", "-S", "-c", look, *map(str, private)]).stdout.decode().split()
-    readable = f"the sandbox user can read {', '.join(seen)}" if seen else ""
-    return None, python, readable
-
-
-def detect_isolation(requested: str = "auto", private: tuple[Path, ...] = ()) -> Isolation:
-    """The strongest tier this machine allows (or the one requested); raise if a requested tier cannot run.
-
-    private: folders the graded code should not read (the tests and the solutions); under the user tier
-    the note says which of them the sandbox user can read all the same.
-    """
-    if requested == PROCESS:
-        return Isolation(PROCESS, note="process isolation was asked for")
-    if os.geteuid() != 0:
-        problem = "running each call as a user of its own needs root"
-        if requested != "auto":
-            raise IsolationUnavailable(problem)
-        return Isolation(PROCESS, note=problem)
-    uid = reserve_uid()
-    problems = []
-    if requested in ("auto", NAMESPACES):
-        refused = _namespaces_problem(uid)
-        if refused is None:
-            return Isolation(NAMESPACES, uid=uid)
-        if requested == NAMESPACES:
-            raise IsolationUnavailable(refused)
-        problems.append(f"namespaces: {refused}")
-    refused, python, readable = _user_tier(uid, list(private))
-    if refused is None:
-        other = "" if python == os.path.realpath(sys.executable) else f"graded code runs on {python}"
-        note = "; ".join(part for part in (*problems, other, readable) if part)
-        return Isolation(USER, uid=uid, python=python, note=note)
-    if requested == USER:
-        raise IsolationUnavailable(refused)
-    return Isolation(PROCESS, note="; ".join([*problems, f"user: {refused}"]))
 
 
 def stage_harness(destination: Path) -> Path:
@@ -333,24 +137,6 @@ def _other_pythons_byte_code(folder: str, names: list[str]) -> list[str]:
     if os.path.basename(folder) != "__pycache__":
         return []
     return [name for name in names if not name.endswith(f".{sys.implementation.cache_tag}.pyc")]
-
-
-def _open_to_all(root: Path) -> None:
-    """Make a tree readable (not writable) by every user."""
-    for path in [root, *root.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-
-
-def _clean_env(home: Path) -> dict[str, str]:
-    return {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "HOME": str(home),
-        "TMPDIR": str(home),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
 
 
 DUMP_WAIT = 3.0  # seconds a zygote gets to report on a stuck call (it watches it for BUSY_LOOK)
@@ -533,7 +319,10 @@ class Zygote:
 
 
 class Sandbox:
-    """Runs scenarios against graded modules, each call in a fresh child of a resident zygote."""
+    """Runs scenarios against graded modules, each call in a fresh child of a resident zygote.
+
+    What differs between isolation tiers is the tier object's (grader.isolation): this class never asks which it is.
+    """
 
     def __init__(
         self,
@@ -544,28 +333,22 @@ class Sandbox:
     ):
         self.harness_dir = Path(harness_dir)
         self.isolation = isolation or Isolation(PROCESS)
+        self.tier: Tier = tier_for(self.isolation)
         self.python = self.isolation.python or python
         self.limits = limits or Limits(processes=SANDBOX_PROCESSES if self.isolation.uid is not None else 0)
         self.is_subreaper = become_subreaper()
         self.zygote_failures = 0  # calls run again because their zygote failed (see call)
         self._zygotes: dict[Path | None, Zygote] = {}
         self._own = Path(tempfile.mkdtemp(prefix="kata-sandbox-", dir=CALL_DIR_PARENT))
-        if self.isolation.tier == NAMESPACES:
-            # The sandbox uid reads the harness and the graded code through bind mounts.
-            _open_to_all(self.harness_dir)
-        if self.isolation.tier == USER:
-            # The sandbox uid sees the real file system: give it copies outside the private work folder.
-            self._visible_root = Path(tempfile.mkdtemp(prefix="kata-visible-", dir=CALL_DIR_PARENT))
-            self.harness_dir = self._copy_visible(self.harness_dir, "harness")
+        self.harness_dir = self.tier.prepare(self.harness_dir)
 
     def close(self) -> None:
         """End every zygote and remove what the sandbox owner made outside its caller's folders."""
         for zygote in self._zygotes.values():
-            zygote.kill(self.isolation.uid)
+            zygote.kill(self.tier.uid)
         self._zygotes.clear()
         shutil.rmtree(self._own, ignore_errors=True)
-        if self.isolation.tier == USER:
-            shutil.rmtree(self._visible_root, ignore_errors=True)
+        self.tier.close()
 
     def resident_pids(self) -> set[int]:
         """The zygotes' own processes, which outlive calls (for tests that look for leftovers)."""
@@ -578,45 +361,28 @@ class Sandbox:
                 pass
         return pids
 
-    def _copy_visible(self, source: Path, name: str) -> Path:
-        copy = self._visible_root / name
-        shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
-        _open_to_all(self._visible_root)
-        return copy
-
     def _zygote(self, module_dir: Path) -> Zygote:
         """The running zygote for a graded folder, started (again) when there is none.
 
-        Under the namespaces tier the folder is bound into the zygote's view, so
-        each folder has a zygote of its own; the other tiers share one.
+        Which zygote serves which folder is the tier's to say (Tier.zygote_key).
         """
-        key = self._key(module_dir)
+        key = self.tier.zygote_key(module_dir)
         zygote = self._zygotes.get(key)
         if zygote is not None and zygote.alive():
             return zygote
         if zygote is not None:
             self._discard(key)
-        python = [self.python, "-I", "-S", "-c", BOOTSTRAP]
-        config = ZygoteConfig(control_fd=-1, uid=self.isolation.uid)
+        bootstrap = [self.python, "-I", "-S", "-c", BOOTSTRAP]
         log = Path(tempfile.mkstemp(prefix="zygote-", suffix=".log", dir=self._own)[1])
-        env = _clean_env(Path("/tmp"))
-        if self.isolation.tier == NAMESPACES:
-            argv = [*bwrap_command(self.python, self.harness_dir, module_dir, env), *python[1:]]
-            config = dataclasses.replace(config, wipe=list(SCRATCH))
-            zygote = Zygote(argv, config, INSIDE_HARNESS, log, cwd="/")
-        else:
-            zygote = Zygote(python, config, str(self.harness_dir), log, cwd="/", env=env)
+        launch = self.tier.zygote_launch(bootstrap, self.harness_dir, module_dir)
+        zygote = Zygote(launch.argv, launch.config, launch.harness, log, **launch.popen)
         self._zygotes[key] = zygote
         return zygote
-
-    def _key(self, module_dir: Path) -> Path | None:
-        """Which zygote serves a graded folder: its own under namespaces (bound into its view), else the one."""
-        return module_dir if self.isolation.tier == NAMESPACES else None
 
     def _discard(self, key: Path | None) -> None:
         zygote = self._zygotes.pop(key, None)
         if zygote is not None:
-            zygote.kill(self.isolation.uid)
+            zygote.kill(self.tier.uid)
 
     def call(
         self,
@@ -663,41 +429,26 @@ class Sandbox:
         timeout: float,
         import_timeout: float | None,
     ) -> tuple[CallResult, bool]:
-        """The call's result, and whether its zygote failed while a result was awaited (see call)."""
-        key = self._key(module_dir)
+        """The call's result, and whether its zygote failed while a result was awaited (see call).
+
+        The call's life: a zygote, the graded code staged, the request sent, the reply awaited until the
+        call ends or its deadline passes (then the zygote stops it and sweeps what it left), the result read.
+        """
+        key = self.tier.zygote_key(module_dir)
         try:
             zygote = self._zygote(module_dir)
         except ZygoteFailed as exc:
             return CallResult(status=CRASHED, detail=str(exc)), True
         started = time.monotonic()  # a zygote's own start (once per worker) is not the call's time
-        inside = str(module_dir)
-        if self.isolation.tier == NAMESPACES:
-            inside = INSIDE_CODE
-        elif self.isolation.tier == USER:
-            # A fresh, readable copy of the graded code that the sandbox uid cannot change, in the
-            # call's folder, which becomes the uid's own (its TMPDIR: sockets, semaphores).
-            code = home / "code"
-            shutil.copytree(module_dir, code, ignore=shutil.ignore_patterns("__pycache__"))
-            _open_to_all(code)
-            assert self.isolation.uid is not None  # the user tier always has a uid of its own
-            os.chown(home, self.isolation.uid, self.isolation.uid)
-            inside = str(code)
+        code = self.tier.stage_code(module_dir, home)
         request = CallRequest(
             module=module,
-            module_dir=inside,
+            module_dir=code,
             scenario=scenario,
             args=list(args),
             start_method=start_method,
-            home="/tmp" if self.isolation.tier == NAMESPACES else str(home),
-            limits=Limits(
-                address_space_mib=self.limits.address_space_mib,
-                open_files=self.limits.open_files,
-                file_size_mib=self.limits.file_size_mib,
-                # CPU time per process: a little over the wall-clock budget.
-                cpu_seconds=max(self.limits.cpu_seconds, int(timeout) + 5),
-                processes=self.limits.processes,
-                tree_memory_mib=self.limits.tree_memory_mib,
-            ),
+            home=self.tier.home_inside(home),
+            limits=self._call_limits(timeout),
         )
         read_end, write_end = os.pipe()
         try:
@@ -711,45 +462,81 @@ class Sandbox:
         finally:
             os.close(write_end)
         import_budget = min(timeout, import_timeout or timeout)
-        looked: dict[str, Any] | None = None
         try:
-            raw, ended, overflow = _wait(zygote, read_end, started + timeout, started + import_budget)
-            finished = ended is not None and not overflow  # the call ended by itself, not at a deadline
-            if ended is None and not overflow:
-                looked, ended = zygote.dump_stack()
-            if ended is None:
-                try:
-                    ended = zygote.stop_call()
-                except ZygoteFailed:
-                    ended = {}
-            if not overflow:
-                more, overflow = _drain(read_end, MAX_REPLY_BYTES + 1 - len(raw))
-                raw += more
+            ending = _await_end(zygote, read_end, started + timeout, started + import_budget)
         finally:
             os.close(read_end)
-        assert ended is not None  # the call's end, the zygote's answer to a stop, or {} when it is gone
-        zygote_failed = "ended" not in ended
+        zygote_failed = "ended" not in ending.ended
         if zygote_failed:  # the zygote is gone or stuck: end it and all it ran; the next call starts another
             self._discard(key)
-        errors, dump = split_stack_dump(home / "stderr")
-        common: dict[str, Any] = {
-            "stdout": _read_head(home / "stdout"),
-            "stderr": errors,
-            "exit_code": ended.get("ended"),
-            "duration": time.monotonic() - started,
-        }
-        result = _result(raw, finished, overflow, timeout if raw.startswith(IMPORTED) else import_budget, common)
-        if result.status == TIMEOUT and looked is not None:
-            result = dataclasses.replace(result, stuck={**where_stuck(dump, inside), "busy": looked.get("busy")})
-        watched = ended.get("memory")
-        memory: dict[str, Any] = watched if isinstance(watched, dict) else {}
-        if memory.get("exceeded"):  # the watchdog ended the call: whatever came back is not its answer
-            result = CallResult(status=CRASHED, detail=memory_words(memory), **common)
-        peak = memory.get("peak_mib")
-        result = dataclasses.replace(result, memory_peak_mib=peak if isinstance(peak, (int, float)) else None)
+        result = _call_result(ending, home, code, started, timeout, import_budget)
         # A timeout is the trusted side's own fact, whatever became of the zygote; any other result of a call whose
         # zygote failed may be the zygote's doing, not the code's.
         return result, zygote_failed and result.status != TIMEOUT
+
+    def _call_limits(self, timeout: float) -> Limits:
+        """The sandbox's limits for one call of timeout seconds."""
+        return Limits(
+            address_space_mib=self.limits.address_space_mib,
+            open_files=self.limits.open_files,
+            file_size_mib=self.limits.file_size_mib,
+            # CPU time per process: a little over the wall-clock budget.
+            cpu_seconds=max(self.limits.cpu_seconds, int(timeout) + 5),
+            processes=self.limits.processes,
+            tree_memory_mib=self.limits.tree_memory_mib,
+        )
+
+
+@dataclass(frozen=True)
+class _Ending:
+    """How a call ended, as the worker saw it once the call's processes were gone."""
+
+    raw: bytes  # what came back on the result pipe
+    ended: dict[str, Any]  # the zygote's "ended" message, or its answer to a stop; {} when the zygote is gone
+    finished: bool  # the call ended by itself, not at a deadline
+    overflow: bool  # the reply went over its cap
+    looked: dict[str, Any] | None  # what the zygote saw of a call stuck at its deadline, if it said
+
+
+def _await_end(zygote: Zygote, read_end: int, deadline: float, import_deadline: float) -> _Ending:
+    """Wait for the call to end; at a deadline have its stack dumped and have it stopped; then drain the pipe."""
+    looked: dict[str, Any] | None = None
+    raw, ended, overflow = _wait(zygote, read_end, deadline, import_deadline)
+    finished = ended is not None and not overflow  # the call ended by itself, not at a deadline
+    if ended is None and not overflow:
+        looked, ended = zygote.dump_stack()
+    if ended is None:
+        try:
+            ended = zygote.stop_call()
+        except ZygoteFailed:
+            ended = {}
+    if not overflow:
+        more, overflow = _drain(read_end, MAX_REPLY_BYTES + 1 - len(raw))
+        raw += more
+    return _Ending(raw, ended, finished, overflow, looked)
+
+
+def _call_result(
+    ending: _Ending, home: Path, code: str, started: float, timeout: float, import_budget: float
+) -> CallResult:
+    """The call's result from how it ended and what it wrote in home (code: the graded folder as it saw it)."""
+    errors, dump = split_stack_dump(home / "stderr")
+    common: dict[str, Any] = {
+        "stdout": _read_head(home / "stdout"),
+        "stderr": errors,
+        "exit_code": ending.ended.get("ended"),
+        "duration": time.monotonic() - started,
+    }
+    budget = timeout if ending.raw.startswith(IMPORTED) else import_budget  # the deadline that passed, if one did
+    result = _result(ending.raw, ending.finished, ending.overflow, budget, common)
+    if result.status == TIMEOUT and ending.looked is not None:
+        result = dataclasses.replace(result, stuck={**where_stuck(dump, code), "busy": ending.looked.get("busy")})
+    watched = ending.ended.get("memory")
+    memory: dict[str, Any] = watched if isinstance(watched, dict) else {}
+    if memory.get("exceeded"):  # the watchdog ended the call: whatever came back is not its answer
+        result = CallResult(status=CRASHED, detail=memory_words(memory), **common)
+    peak = memory.get("peak_mib")
+    return dataclasses.replace(result, memory_peak_mib=peak if isinstance(peak, (int, float)) else None)
 
 
 def memory_words(memory: dict[str, Any]) -> str:

@@ -22,7 +22,7 @@ from grader.manifest import load_manifest
 from grader.scorecard import load_schema
 
 ROOT = Path(__file__).resolve().parent.parent
-# The isolation tiers the grader can use on this machine (see grader/sandbox.py).
+# The isolation tiers the grader can use on this machine (see grader/isolation.py).
 TIERS_HERE = (["namespaces"] if os.geteuid() == 0 and shutil.which("bwrap") else []) + (
     ["user", "process"] if os.geteuid() == 0 else ["process"]
 )

@@ -17,8 +17,14 @@ Measured side by side in one run, on this machine:
   the sandbox's start-up (test runs times the trivial call's cost, over the
   workers: a test run makes one call, a few make two), the rest of the boundary's cost (sandboxed minus
   in-process minus start-up: sweeps, the zygote's start, copies for the
-  user tier), and the scenarios' own time (in-process: the student's
-  processes starting, the checks' deliberate waits and the work);
+  user tier), and the scenarios' own time (in-process);
+- where that scenario time goes, per exercise, recorded inside each
+  in-process call (benchmarks/scenario_time.py): the same scenarios under
+  fork, spawn and forkserver; the graded code's processes starting (what
+  spawn and forkserver cost more than fork); the scenario's deliberate
+  waits (fixed sleeps, and windows that ran out); the rest (the graded
+  code's work and waits, with the pauses the scenario asks of the processes
+  it starts, the longest of them named, and the checks);
 - ``python -m grader grade --solutions`` with the same options, as a user
   runs it (the grader's own start, staging and collecting included).
 
@@ -42,6 +48,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import scenario_time  # noqa: E402
 from benchmarks.grading_time import trivial_call_seconds  # noqa: E402
 from grader.manifest import load_manifest  # noqa: E402
 from grader.names import DEFAULT_CALL_TIMEOUT, START_METHODS, TIERS  # noqa: E402
@@ -73,8 +80,13 @@ def zygote_floor_seconds(samples: int) -> float:
     return statistics.median(times)
 
 
-def run_hidden_tests(exercise_ids: list[str], workers: int, isolation: str, in_process: bool) -> tuple[float, int]:
-    """Seconds for one pytest run of the hidden tests on the solutions, and its test runs (test x start method)."""
+def run_hidden_tests(
+    exercise_ids: list[str], workers: int, isolation: str, in_process: bool, times: Path | None = None
+) -> tuple[float, int]:
+    """Seconds for one pytest run of the hidden tests on the solutions, and its test runs (test x start method).
+
+    With times (in-process only), each call writes where its time went there (benchmarks/scenario_time.py).
+    """
     manifest = load_manifest()
     exercises = [manifest.exercise(exercise_id) for exercise_id in exercise_ids]
     with tempfile.TemporaryDirectory(prefix="kata-boundary-") as folder:
@@ -86,8 +98,11 @@ def run_hidden_tests(exercise_ids: list[str], workers: int, isolation: str, in_p
         command = pytest_command(exercises, staged.root, workdir, settings)
         if in_process:
             command[command.index("-p") : command.index("-p")] = ["-p", "benchmarks.inprocess"]
+        env = clean_environment(workdir)
+        if times is not None:
+            env[scenario_time.FOLDER_VARIABLE] = str(times)
         started = time.perf_counter()
-        subprocess.run(command, cwd=workdir, env=clean_environment(workdir), stdout=subprocess.DEVNULL, check=False)
+        subprocess.run(command, cwd=workdir, env=env, stdout=subprocess.DEVNULL, check=False)
         seconds = time.perf_counter() - started
         report = json.loads((workdir / "report.json").read_text())
     tests = report["tests"]
@@ -95,6 +110,45 @@ def run_hidden_tests(exercise_ids: list[str], workers: int, isolation: str, in_p
     if failed or not tests:
         raise SystemExit(f"not every hidden test passed ({'in-process' if in_process else 'sandboxed'}): {failed[:5]}")
     return seconds, len(tests)
+
+
+def scenario_breakdown(times: Path, workers: int) -> dict[str, Any]:
+    """Where one exercise's scenario time went, from the figures its in-process calls wrote (scenario_time.py).
+
+    Seconds are summed over the calls and divided over the workers, as shares of the run's wall time:
+    - by start method: the same scenarios under fork, spawn and forkserver;
+    - process starts: what spawn and forkserver cost more than fork, where a start is a fork of the caller
+      (a fresh interpreter, or a fork of the fork server, that imports the graded code);
+    - deliberate waits: fixed sleeps and windows that ran out, in the scenario's own thread;
+    - rest: the graded code's own work and waits (with the pauses the scenario asks of the
+      processes it starts: the longest are named, from fork's runs), and the checks.
+    """
+    by_method: dict[str, float] = {}
+    waits = 0.0
+    sites: dict[str, float] = {}
+    child_pauses: dict[str, float] = {}
+    for path in times.glob("*.json"):
+        figures = json.loads(path.read_text())
+        method = figures["start_method"]
+        by_method[method] = by_method.get(method, 0.0) + figures.get("total_s", 0.0) / workers
+        waits += (figures.get("sleep_s", 0.0) + figures.get("window_s", 0.0)) / workers
+        for site, seconds in figures.get("sites", {}).items():
+            sites[site] = sites.get(site, 0.0) + seconds / workers
+    for path in times.glob("*.children"):
+        for line in path.read_text().splitlines():
+            site, _, seconds = line.rpartition("\t")
+            child_pauses[site] = child_pauses.get(site, 0.0) + float(seconds)
+    fork = by_method.get("fork", 0.0)
+    starts = sum(max(0.0, seconds - fork) for method, seconds in by_method.items() if method != "fork")
+    total = sum(by_method.values())
+    return {
+        "by_start_method_s": {method: round(seconds, 2) for method, seconds in sorted(by_method.items())},
+        "process_starts_s": round(starts, 2),
+        "deliberate_waits_s": round(waits, 2),
+        "rest_s": round(max(0.0, total - starts - waits), 2),
+        "deliberate_wait_sites_s": sorted(((site, round(s, 2)) for site, s in sites.items()), key=lambda x: -x[1]),
+        "child_pauses_s": sorted(((site, round(s, 2)) for site, s in child_pauses.items()), key=lambda x: -x[1]),
+    }
 
 
 def grade_seconds(workers: int) -> float:
@@ -146,7 +200,9 @@ def main() -> int:
           f"{'rest of boundary':>17} {'scenarios':>10}")  # fmt: skip
     for exercise_id in ids:
         boxed, runs = run_hidden_tests([exercise_id], args.workers, strongest, False)
-        plain, _ = run_hidden_tests([exercise_id], args.workers, strongest, True)
+        with tempfile.TemporaryDirectory(prefix="kata-times-") as times:
+            plain, _ = run_hidden_tests([exercise_id], args.workers, strongest, True, Path(times))
+            where = scenario_breakdown(Path(times), args.workers)
         startup = runs * trivial / args.workers
         rest = max(0.0, boxed - plain - startup)
         rows.append(
@@ -158,10 +214,22 @@ def main() -> int:
                 "test_runs": runs,
                 "sandbox_start_up_s": round(startup, 2),
                 "rest_of_boundary_s": round(rest, 2),
+                "scenarios": where,
             }
         )
         print(f"{exercise_id:<16} {boxed:>8.1f}s {plain:>7.1f}s {boxed / plain:>5.2f}x {runs:>6} {startup:>8.2f}s "
               f"{rest:>16.2f}s {plain:>9.1f}s")  # fmt: skip
+
+    print(f"\nwhere the scenarios' time goes (in-process, seconds of wall time over {args.workers} workers)")
+    print(f"{'exercise':<21} {'fork':>6} {'spawn':>6} {'f.server':>8} {'starts':>7} {'waits':>6} {'rest':>6}  "
+          "longest pauses inside the started processes (fork)")  # fmt: skip
+    for row in rows:
+        where = row["scenarios"]
+        by = where["by_start_method_s"]
+        pauses = ", ".join(f"{site} {seconds:.1f}s" for site, seconds in where["child_pauses_s"][:2])
+        starts, waits, rest = where["process_starts_s"], where["deliberate_waits_s"], where["rest_s"]
+        print(f"{row['exercise']:<21} {by.get('fork', 0):>5.1f}s {by.get('spawn', 0):>5.1f}s "
+              f"{by.get('forkserver', 0):>7.1f}s {starts:>6.1f}s {waits:>5.1f}s {rest:>5.1f}s  {pauses}")  # fmt: skip
 
     figures: dict[str, Any] = {
         "python": platform.python_version(),

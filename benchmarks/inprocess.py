@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks import scenario_time
 from grader import sandbox
 from grader.protocol import RESULT_FD, CallRequest, CallResult, Limits
 from grader.sandboxed import runner, scenarios
@@ -89,6 +90,8 @@ def _call(
                 tempfile.tempdir = None
                 os.chdir(home)
                 multiprocessing.current_process().authkey = os.urandom(32)
+                if times := os.environ.get(scenario_time.FOLDER_VARIABLE):
+                    scenario_time.record(times, module, start_method, scenario)
                 runner.run(request)
             finally:
                 os._exit(SETUP_FAILED)

@@ -69,9 +69,8 @@ def record(folder: str, module: str, start_method: str, scenario: str) -> None:
     original_sleep = time.sleep
 
     def sleep(seconds: float) -> None:
-        if os.getpid() != call_pid:
-            return child_sleep(seconds)
-        if threading.current_thread() is not main or getattr(inside, "poll", False):
+        in_call = os.getpid() == call_pid
+        if in_call and (threading.current_thread() is not main or getattr(inside, "poll", False)):
             return original_sleep(seconds)
         site = in_scenario(sys._getframe(1))
         began = time.monotonic()
@@ -80,22 +79,15 @@ def record(folder: str, module: str, start_method: str, scenario: str) -> None:
         finally:
             if site is not None:
                 spent = time.monotonic() - began
-                totals["sleep_s"] += spent
-                sites[f"sleep {site}"] += spent
-
-    def child_sleep(seconds: float) -> None:
-        site = in_scenario(sys._getframe(2))
-        began = time.monotonic()
-        try:
-            return original_sleep(seconds)
-        finally:
-            if site is not None:
-                line = f"{site}\t{time.monotonic() - began:.6f}\n".encode()
-                descriptor = os.open(Path(folder, f"{call_pid}.children"), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-                try:
-                    os.write(descriptor, line)
-                finally:
-                    os.close(descriptor)
+                if in_call:
+                    totals["sleep_s"] += spent
+                    sites[f"sleep {site}"] += spent
+                else:  # a process the call started: its own file, appended to line by line
+                    descriptor = os.open(Path(folder, f"{call_pid}.children"), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+                    try:
+                        os.write(descriptor, f"{site}\t{spent:.6f}\n".encode())
+                    finally:
+                        os.close(descriptor)
 
     original_wait_until = kit.wait_until
 

@@ -210,7 +210,7 @@ def test_run_all_takes_any_iterable_and_keeps_nothing_between_calls(student):
 @pytest.mark.task(2)
 def test_results_come_in_completion_order(student):
     """results_as_completed hands back (item, result) pairs in the order the tasks finish"""
-    facts = student.call("in_reverse", "results_as_completed", 3, timeout=CALL)
+    facts = student.call("taken_in_reverse", "results_as_completed", 3, timeout=CALL)
     pairs = value_of(student, facts["call"], "results_as_completed")
     assert len(pairs) == 3 and all(isinstance(pair, list) and len(pair) == 2 for pair in pairs), (
         f"results_as_completed returned {str(pairs)[:200]}, not a list of 3 (item, result) pairs"

@@ -13,13 +13,23 @@ What the scenario watches in its own process while a graded function runs
 - every Future created (a submit) and the moment the first result() or
   exception() is asked: how many tasks had been submitted by then;
 - every result that reaches the caller (Future.set_result), which leaves a
-  file "arrived-<item>" in the scenario's folder.
+  file "arrived-<item>" in the scenario's folder, and every failure
+  (Future.set_exception), which leaves "arrived-failure";
+- every result or failure the caller has taken: result() or exception()
+  asked of a future that is done by then leaves "taken-<item>" or
+  "taken-failure".
 
 Windows opened on purpose, so that a mistake fails every time:
 - Order: items finish in an order the scenario chooses, not by timing alone.
   An item given "after" waits until the result of that other item has reached
-  the caller (its arrived- file), then GAP more seconds, so the results come
-  back in exactly that order: the reverse of the items, for example.
+  the caller (its arrived- file), then until the caller has taken it (its
+  taken- file) or "take_wait" seconds (GAP unless told) have passed, so the
+  results come back in exactly that order: the reverse of the items, for
+  example. Where the order the caller hands results back in is the check
+  (results_as_completed), take_wait is TAKE_WAIT: code that takes each result
+  as it comes never sees two done at once however slow the machine is (a set
+  of done futures has no order), and code that takes them later still gets
+  them seconds apart.
 - Simultaneity: items given a "group" meet (each leaves a file and waits for
   the others of its group) before they go on. Items run one at a time never
   meet; the first to give up (MEET_WAIT) leaves "give-up", and every wait
@@ -63,7 +73,8 @@ from typing import Any, cast
 from grader.sandboxed.scenarios.kit import call_with_deadline, fake_cpu_count, plain, type_name, wait_until
 
 MEET_WAIT = 8.0  # seconds a task waits for the others; a correct solution meets within a second
-GAP = 0.4  # seconds an item waits after the result it follows has reached the caller
+GAP = 0.4  # seconds an item waits after the result it follows has reached the caller, unless taken sooner
+TAKE_WAIT = 2.0  # the same where the order results are handed back in is the check: taking ends it sooner
 SLOW_EXIT = 0.4  # seconds a worker that ran a slow_exit item takes to exit once asked
 GIVE_UP = 3.0  # seconds after the failure the held items wait for the rest to be cancelled
 FAILURE_WAIT = 12.0  # seconds the held items wait for a failure when no ProcessPoolExecutor was made
@@ -88,14 +99,15 @@ _exits_slowly = False
 # ---------------------------------------------------------------- what the workers run
 
 
-def _wait_for(folder: str, name: str, seconds: float = MEET_WAIT) -> bool:
-    """Wait until folder/name exists; False when give-up appeared or seconds passed (then leave give-up)."""
+def _wait_for(folder: str, name: str, seconds: float = MEET_WAIT, give_up: bool = True) -> bool:
+    """Wait until folder/name exists; False when give-up appeared or seconds passed (then leave give-up if told)."""
     deadline = time.monotonic() + seconds
     while not os.path.exists(os.path.join(folder, name)):
         if os.path.exists(os.path.join(folder, GIVE_UP_FILE)):
             return False
         if time.monotonic() > deadline:
-            Path(folder, GIVE_UP_FILE).touch()
+            if give_up:
+                Path(folder, GIVE_UP_FILE).touch()
             return False
         time.sleep(POLL)
     return True
@@ -134,7 +146,7 @@ def job(spec: dict[str, Any]) -> dict[str, Any]:
     if spec.get("group") is not None:
         met = _meet(folder, spec["group"], item, spec["parties"])
     if spec.get("after") is not None and _wait_for(folder, f"arrived-{spec['after']}"):
-        time.sleep(GAP)
+        _wait_for(folder, f"taken-{spec['after']}", spec.get("take_wait", GAP), give_up=False)
     if spec.get("hold"):
         _wait_for(folder, RELEASE_FILE, DEADLINE)
     if spec.get("fail"):
@@ -154,9 +166,12 @@ def times_ten(x: Any) -> Any:
 
 
 def times_ten_after_the_failure(folder: str, x: Any) -> Any:
-    """Worker task (bound to folder): item 2 fails at once; the others return only once that failure has arrived."""
-    if x != 2:
-        _wait_for(folder, "arrived-failure")
+    """Worker task (bound to folder): item 2 fails at once; the others return only once that failure was taken.
+
+    Taken, or TAKE_WAIT seconds after it arrived: see the module's docstring.
+    """
+    if x != 2 and _wait_for(folder, "arrived-failure"):
+        _wait_for(folder, "taken-failure", TAKE_WAIT, give_up=False)
     return times_ten(x)
 
 
@@ -241,9 +256,25 @@ def watching(folder: str, expected_submits: int | None = None) -> Iterator[Seen]
                 seen.submitted_when_asked = len(seen.futures)
                 if seen.expected_submits is not None and len(seen.futures) < seen.expected_submits:
                     Path(folder, GIVE_UP_FILE).touch()  # the others will not come: nobody waits for them
-            return originals[Future, name](self, *args, **kwargs)
+            try:
+                return originals[Future, name](self, *args, **kwargs)
+            finally:
+                taken(self)
 
         return ask
+
+    def taken(future: Future) -> None:
+        """Leave the taken- file of a future the caller has just asked, if it was done."""
+        if not future.done() or future.cancelled():
+            return
+        failure = originals[Future, "exception"](future, 0)
+        if failure is None:
+            names = [f"taken-{item}" for item in _items_in(originals[Future, "result"](future, 0))]
+        else:
+            names = [] if isinstance(failure, concurrent.futures.process.BrokenProcessPool) else ["taken-failure"]
+        for name in names:
+            with contextlib.suppress(OSError):
+                Path(folder, name).touch()
 
     def set_result(self: Future, result: Any) -> None:
         originals[Future, "set_result"](self, result)
@@ -309,10 +340,11 @@ def _specs(folder: str, count: int, **common: Any) -> list[dict[str, Any]]:
     return [{"item": item, "folder": folder, **common} for item in range(count)]
 
 
-def _in_reverse(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _in_reverse(specs: list[dict[str, Any]], take_wait: float = GAP) -> list[dict[str, Any]]:
     """Every item but the last waits for the result of the one after it: they finish last item first."""
     for spec in specs[:-1]:
         spec["after"] = spec["item"] + 1
+        spec["take_wait"] = take_wait
     return specs
 
 
@@ -337,6 +369,15 @@ def in_reverse(module: ModuleType, function: str, count: int) -> dict[str, Any]:
 
     def specs_of(folder: str) -> list[dict[str, Any]]:
         return _in_reverse(_specs(folder, count, group="all", parties=count, slow_exit=True))
+
+    return _scenario(getattr(module, function), specs_of, count, expected_submits=count)
+
+
+def taken_in_reverse(module: ModuleType, function: str, count: int) -> dict[str, Any]:
+    """in_reverse, for a function whose order is the check: an item ends once the one it follows was taken."""
+
+    def specs_of(folder: str) -> list[dict[str, Any]]:
+        return _in_reverse(_specs(folder, count, group="all", parties=count, slow_exit=True), TAKE_WAIT)
 
     return _scenario(getattr(module, function), specs_of, count, expected_submits=count)
 

@@ -126,10 +126,11 @@ def test_the_bundle_grades_submissions_in_gradescopes_layout(bundle: Path, tmp_p
     shutil.copy(ROOT / "solutions" / first.folder / first.file_name, repository / first.student_file)
     (repository / "README.md").write_text("my kata\n")
     results, done = grade(repository)
-    assert results["score"] == first.max_points, results["output"]
+    firsts = [test for test in results["tests"] if test["name"].startswith(f"{first.number:02d} ")]
+    failed = "\n".join(f"{test['name']}: {test['output']}" for test in firsts if test["status"] != "passed")
+    assert results["score"] == first.max_points, results["output"] + "\n" + failed
     assert results["extra_data"]["max_score"] == total
     assert "the exercises were found in exercises/" in results["output"]
-    firsts = [test for test in results["tests"] if test["name"].startswith(f"{first.number:02d} ")]
     assert firsts and all(test["status"] == "passed" for test in firsts)
     assert sum(test["max_score"] for test in results["tests"]) == pytest.approx(
         total, abs=0.005 * len(results["tests"])

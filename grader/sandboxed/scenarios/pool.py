@@ -58,17 +58,22 @@ from typing import Any
 from grader.sandboxed.scenarios.kit import (
     HUNG,
     RETURNED,
+    Called,
+    busy_between,
     call_with_deadline,
     error_fact,
     fake_cpu_count,
     is_running,
     plain,
+    process_cpu_seconds,
     type_name,
     wait_until,
 )
 
 WAIT = 20.0  # seconds a blocking call may wait when nothing is wrong: long, a loaded machine is slow
 CALL_DEADLINE = 12.0  # seconds one graded call may take before it counts as hung (a correct one takes 1 to 3)
+BUSY_LOOK = 2.0  # seconds between two looks at whether a call past its deadline still computes
+MORE_WHILE_BUSY = 20.0  # seconds a call past its deadline may get, at most, while its processes still compute
 LINGER = 1.0  # seconds a pool worker that ends normally takes to exit (see the module's docstring)
 ANY_MACHINE = 5  # CPUs a machine pretends to have where the count must not matter: neither 2 nor 3 of the calls
 HOLD = 1.0  # seconds a held task stays, at most, waiting for the other tasks to start (see the docstring)
@@ -135,6 +140,15 @@ class _StartedProcesses:
     def running(self) -> list[int]:
         """The recorded processes that still run."""
         return sorted(pid for pid in self.pids if is_running(pid))
+
+    def cpu_seconds(self) -> dict[int, float | None]:
+        """The CPU time each recorded process that still runs has used."""
+        return {pid: process_cpu_seconds(pid) for pid in self.running()}
+
+    def computed_since(self, before: dict[int, float | None]) -> bool:
+        """Whether a process was started, or one kept computing, since before was read (cpu_seconds)."""
+        now = self.cpu_seconds()
+        return any(pid not in before or busy_between(before[pid], cpu) for pid, cpu in now.items())
 
 
 def linger_then(initializer: Callable[..., Any] | None, *initargs: Any) -> None:
@@ -233,6 +247,28 @@ class _PoolWatch:
         return found
 
 
+def _patient_call(started: _StartedProcesses, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Called:
+    """call_with_deadline with CALL_DEADLINE, and more time while the call's processes still compute.
+
+    On a loaded machine, starting a pool's workers under spawn (each a fresh
+    interpreter importing the graded module) took longer than CALL_DEADLINE
+    for correct code. A call whose processes use no CPU for BUSY_LOOK seconds
+    is blocked, and ends at CALL_DEADLINE as before; one that still starts or
+    runs processes gets BUSY_LOOK seconds more at a time, MORE_WHILE_BUSY at
+    most. Only how soon a hang is told changes: no check judges this time.
+    """
+    hopeful = kwargs.get("hopeful") or (lambda: True)
+    call = call_with_deadline(function, *args, deadline=CALL_DEADLINE - BUSY_LOOK, **kwargs)
+    extra = -BUSY_LOOK  # the first look still belongs to CALL_DEADLINE
+    while call.outcome == HUNG and hopeful() and extra < MORE_WHILE_BUSY:
+        before = started.cpu_seconds()
+        call = call.wait_longer(BUSY_LOOK)
+        extra += BUSY_LOOK
+        if not started.computed_since(before):
+            break
+    return call
+
+
 def _watched_call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Call a graded function with a deadline: the processes it started, its pools, and what still ran after.
 
@@ -249,7 +285,7 @@ def _watched_call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> di
         def hopeful() -> bool:
             return not watch.pending_at_terminate
 
-        call = call_with_deadline(function, *args, deadline=CALL_DEADLINE, after=look, hopeful=hopeful, **kwargs)
+        call = _patient_call(started, function, *args, after=look, hopeful=hopeful, **kwargs)
         seen = call.after if call.outcome == RETURNED else look()
     facts = call.facts()
     facts.pop("after")

@@ -259,7 +259,8 @@ def watching(folder: str, expected_submits: int | None = None) -> Iterator[Seen]
             try:
                 return originals[Future, name](self, *args, **kwargs)
             finally:
-                taken(self)
+                with contextlib.suppress(Exception):  # watching never changes what the graded call sees
+                    taken(self)
 
         return ask
 

@@ -7,11 +7,11 @@ import itertools
 
 import pytest
 
+from grader.names import STARTING_CALL_TIMEOUT
+
 EXERCISE = "processes"
-# Seconds for a call whose code starts processes: under spawn on a loaded machine such a call took 8x its
-# quiet time, and the default budget is for calls that only compute. (start_worker's calls start one process
-# and keep the default: a start_worker that hangs is then told within --call-timeout.)
-STARTING_CALL = 30.0
+# Calls that start processes get STARTING_CALL_TIMEOUT; start_worker's calls start one and keep the default,
+# so that a start_worker that hangs is told within --call-timeout.
 
 RAN_IN_CALLER = (
     "a worker ran in the calling process: give the function to Process(target=..., args=...) and start() it, "
@@ -141,7 +141,7 @@ def test_processes_run_at_the_same_time(student):
 @pytest.mark.task(2)
 def test_run_all_waits_for_every_process(student):
     """run_all returns only when every process has finished"""
-    facts = student.call("run_all_waits", 3, 0.5, timeout=STARTING_CALL)
+    facts = student.call("run_all_waits", 3, 0.5, timeout=STARTING_CALL_TIMEOUT)
     assert facts["caller_pid"] not in facts["pids"], RAN_IN_CALLER
     unfinished = facts["done"].count(0)
     assert unfinished == 0, (
@@ -154,7 +154,7 @@ def test_run_all_waits_for_every_process(student):
 @pytest.mark.task(2)
 def test_exit_codes_come_back_in_order(student):
     """run_all returns every exit code, in the order of the arguments"""
-    facts = student.call("run_all_exit_codes", [0, 3, 0, 1], timeout=STARTING_CALL)
+    facts = student.call("run_all_exit_codes", [0, 3, 0, 1], timeout=STARTING_CALL_TIMEOUT)
     assert facts["caller_pid"] not in facts["pids"], RAN_IN_CALLER
     codes = facts["exit_codes"]
     if (
@@ -179,7 +179,7 @@ def test_exit_codes_come_back_in_order(student):
 @pytest.mark.task(2)
 def test_run_all_takes_any_iterable_and_keeps_nothing_between_calls(student):
     """run_all takes a generator or an empty list, and a second call is like the first"""
-    facts = student.call("run_all_any_iterable", [0, 0, 0], timeout=STARTING_CALL)
+    facts = student.call("run_all_any_iterable", [0, 0, 0], timeout=STARTING_CALL_TIMEOUT)
     assert facts["caller_pid"] not in facts["generator_pids"], RAN_IN_CALLER
     assert facts["from_generator"] == [0, 0, 0], (
         f"run_all returned {facts['from_generator']} for three tuples given as a generator, not [0, 0, 0]: "
@@ -214,7 +214,7 @@ def test_whoami_in_the_main_process(student):
 @pytest.mark.task(3)
 def test_whoami_in_a_child_process(student):
     """whoami in a child: its own pid and name, the starting process as parent"""
-    facts = student.call("whoami_in_child", timeout=STARTING_CALL)
+    facts = student.call("whoami_in_child", timeout=STARTING_CALL_TIMEOUT)
     for child in facts["children"]:
         how = {
             "kata-child": "a child process",

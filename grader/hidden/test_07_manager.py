@@ -5,10 +5,9 @@ The contract each test holds a solution to: grader/hidden/contracts/07_manager.t
 
 import pytest
 
+from grader.names import STARTING_CALL_TIMEOUT
+
 EXERCISE = "manager"
-# Seconds for a call whose code starts processes: under spawn on a loaded machine such a call took 8x its
-# quiet time, and the default budget is for calls that only compute.
-STARTING_CALL = 30.0
 
 KEYS = ["north", "east", "south"]
 MISSING = "<missing>"  # what the scenario's worker saw of an attribute the namespace did not have
@@ -364,7 +363,7 @@ def test_ask_in_child_twice_in_one_process(student):
 
 def appended(student, start, steps):
     """The managed dict after each append_to step, in this process; fail in words when a step raised or hung."""
-    facts = student.call("append_here", steps, start, timeout=STARTING_CALL)
+    facts = student.call("append_here", steps, start, timeout=STARTING_CALL_TIMEOUT)
     if facts["call"] is not None:
         key, value = facts["step"]
         call = facts["call"]

@@ -7,13 +7,10 @@ from typing import Any
 
 import pytest
 
+from grader.names import STARTING_CALL_TIMEOUT
 from grader.plugin import cannot_be_pickled
 
 EXERCISE = "daemons"
-
-# Seconds for a call whose code starts processes: under spawn on a loaded machine such a call took 8x its
-# quiet time, and the default budget is for calls that only compute.
-STARTING_CALL = 30.0
 
 PROGRAM_CALL = 40.0  # a fresh program that may be slow: it starts its own interpreter and workers
 LONG_CALL = 40.0  # scenarios that may wait for a hold, then for a release
@@ -95,7 +92,7 @@ def held_call(student, facts: dict[str, Any], function: str, children: str, them
 @pytest.mark.task(1)
 def test_start_daemon_starts_a_daemon(student):
     """start_daemon starts a process that knows it is a daemon, and returns that process"""
-    facts = student.call("start_daemon_flag", timeout=STARTING_CALL)
+    facts = student.call("start_daemon_flag", timeout=STARTING_CALL_TIMEOUT)
     call = facts["with_args"]
     fail_on_flag_after_start(call["error"], "start_daemon")
     if call["error"]:
@@ -120,7 +117,7 @@ def test_start_daemon_starts_a_daemon(student):
 @pytest.mark.task(1)
 def test_start_daemon_passes_the_args(student):
     """start_daemon calls target(*args), and target() when no args are given"""
-    facts = student.call("start_daemon_flag", timeout=STARTING_CALL)
+    facts = student.call("start_daemon_flag", timeout=STARTING_CALL_TIMEOUT)
     for label, given, shown in (
         ("with_args", ["from-args", 0, ""], "start_daemon(target, ('from-args', 0, ''))"),
         ("default_args", [], "start_daemon(target)"),

@@ -7,11 +7,9 @@ import signal
 
 import pytest
 
-EXERCISE = "termination"
+from grader.names import STARTING_CALL_TIMEOUT
 
-# Seconds for a call whose code starts processes: under spawn on a loaded machine such a call took 8x its
-# quiet time, and the default budget is for calls that only compute.
-STARTING_CALL = 30.0
+EXERCISE = "termination"
 
 SIGTERM_CODE = -int(signal.SIGTERM)  # -15
 SIGKILL_CODE = -int(signal.SIGKILL)  # -9
@@ -69,7 +67,7 @@ def check_ended(facts, function: str, returned) -> None:
 @pytest.mark.task(1)
 def test_stop_terminates_and_waits(student):
     """stop(process) ends it with SIGTERM, waits until it has ended and returns -SIGTERM"""
-    facts = student.call("stop_worker", False, timeout=STARTING_CALL)
+    facts = student.call("stop_worker", False, timeout=STARTING_CALL_TIMEOUT)
     returned = stopped(student, facts, "stop")
     assert returned != SIGKILL_CODE and not facts["kill_called"], (
         f"stop(process) returned {how_it_ended(returned)}: it called kill() where terminate() was asked "
@@ -93,7 +91,7 @@ def test_stop_terminates_and_waits(student):
 @pytest.mark.task(1)
 def test_stop_with_force_kills_and_waits(student):
     """stop(process, force=True) ends it with SIGKILL, waits until it has ended and returns -SIGKILL"""
-    facts = student.call("stop_worker", True, timeout=STARTING_CALL)
+    facts = student.call("stop_worker", True, timeout=STARTING_CALL_TIMEOUT)
     returned = stopped(student, facts, "stop")
     assert not facts["got_sigterm"], (
         "with force=True the worker got SIGTERM: force means kill() straight away, without asking first"
@@ -116,7 +114,7 @@ def test_stop_with_force_kills_and_waits(student):
 
 
 def graceful_facts(student, race: bool):
-    facts = student.call("graceful_worker_run", race, timeout=STARTING_CALL)
+    facts = student.call("graceful_worker_run", race, timeout=STARTING_CALL_TIMEOUT)
     errors = facts["child_errors"]
     if race and errors and errors[0]["type"] != "NotImplementedError":
         error = errors[0]

@@ -365,22 +365,18 @@ def _scenario(function: Any, specs_of: Any, max_workers: int, expected_submits: 
 # ---------------------------------------------------------------- tasks 1 to 4: the functions over items
 
 
-def in_reverse(module: ModuleType, function: str, count: int) -> dict[str, Any]:
+def in_reverse(module: ModuleType, function: str, count: int, take_wait: float = GAP) -> dict[str, Any]:
     """function(job, items, count): the items meet, then finish last one first; their workers exit slowly."""
 
     def specs_of(folder: str) -> list[dict[str, Any]]:
-        return _in_reverse(_specs(folder, count, group="all", parties=count, slow_exit=True))
+        return _in_reverse(_specs(folder, count, group="all", parties=count, slow_exit=True), take_wait)
 
     return _scenario(getattr(module, function), specs_of, count, expected_submits=count)
 
 
 def taken_in_reverse(module: ModuleType, function: str, count: int) -> dict[str, Any]:
     """in_reverse, for a function whose order is the check: an item ends once the one it follows was taken."""
-
-    def specs_of(folder: str) -> list[dict[str, Any]]:
-        return _in_reverse(_specs(folder, count, group="all", parties=count, slow_exit=True), TAKE_WAIT)
-
-    return _scenario(getattr(module, function), specs_of, count, expected_submits=count)
+    return in_reverse(module, function, count, TAKE_WAIT)
 
 
 def in_pairs(module: ModuleType, function: str, count: int, max_workers: int) -> dict[str, Any]:

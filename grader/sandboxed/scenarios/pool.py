@@ -247,7 +247,9 @@ class _PoolWatch:
         return found
 
 
-def _patient_call(started: _StartedProcesses, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Called:
+def _patient_call(
+    started: _StartedProcesses, hopeful: Callable[[], bool], function: Callable[..., Any], *args: Any, **kwargs: Any
+) -> Called:
     """call_with_deadline with CALL_DEADLINE, and more time while the call's processes still compute.
 
     On a loaded machine, starting a pool's workers under spawn (each a fresh
@@ -257,8 +259,7 @@ def _patient_call(started: _StartedProcesses, function: Callable[..., Any], *arg
     runs processes gets BUSY_LOOK seconds more at a time, MORE_WHILE_BUSY at
     most. Only how soon a hang is told changes: no check judges this time.
     """
-    hopeful = kwargs.get("hopeful") or (lambda: True)
-    call = call_with_deadline(function, *args, deadline=CALL_DEADLINE - BUSY_LOOK, **kwargs)
+    call = call_with_deadline(function, *args, deadline=CALL_DEADLINE - BUSY_LOOK, hopeful=hopeful, **kwargs)
     extra = -BUSY_LOOK  # the first look still belongs to CALL_DEADLINE
     while call.outcome == HUNG and hopeful() and extra < MORE_WHILE_BUSY:
         before = started.cpu_seconds()
@@ -285,7 +286,7 @@ def _watched_call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> di
         def hopeful() -> bool:
             return not watch.pending_at_terminate
 
-        call = _patient_call(started, function, *args, after=look, hopeful=hopeful, **kwargs)
+        call = _patient_call(started, hopeful, function, *args, after=look, **kwargs)
         seen = call.after if call.outcome == RETURNED else look()
     facts = call.facts()
     facts.pop("after")
